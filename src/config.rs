@@ -1,0 +1,110 @@
+//! Server configuration: parsed and validated once from flags and environment, then passed
+//! explicitly. `std::env` is read here and nowhere else.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Default bound on the bytes a part's [`crate::stream::TrackableReadBuffer`] holds before the
+/// body pump stops reading from the socket. 1 MiB keeps 4 parts in flight well under the
+/// 64 MiB budget while being large enough that disk writes happen in big batches.
+pub const DEFAULT_PART_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// Default number of parts of one request that may be parsed, written or fsynced at once.
+/// Overlap hides fsync latency; more than a few only adds memory.
+pub const DEFAULT_PARTS_IN_FLIGHT: usize = 4;
+
+/// Default cap on the header block of one multipart part (real clients send < 300 bytes).
+pub const DEFAULT_MAX_PART_HEADER_BYTES: usize = 16 * 1024;
+
+/// Default cap on sequence/item nesting in a data set (real data rarely exceeds 6).
+pub const DEFAULT_MAX_DEPTH: usize = 32;
+
+/// Command line of the `dicomwebserver` binary.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "dicomwebserver", version, about = "A streaming DICOMweb (STOW-RS) server")]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "DICOMWEB_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// TCP port to listen on; 0 picks a free port (the real one is printed at startup).
+    #[arg(short = 'p', long, env = "DICOMWEB_PORT", default_value_t = 5000)]
+    pub port: u16,
+
+    /// Storage root: instances, temporary files. Defaults to ~/dicomweb.
+    #[arg(short = 'o', long = "dir", env = "DICOMWEB_DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// URL prefix under which the DICOMweb routes are mounted.
+    #[arg(long, env = "DICOMWEB_SERVER_PATH", default_value = "/dicomweb")]
+    pub server_path: String,
+
+    /// Replace a stored instance when the same SOP Instance UID arrives with different bytes
+    /// (by default that is failure 0x0111 and nothing is overwritten).
+    #[arg(long, env = "DICOMWEB_ALLOW_OVERWRITE")]
+    pub allow_overwrite: bool,
+
+    /// Bytes one part may hold in memory before the server stops reading the socket.
+    #[arg(long, env = "DICOMWEB_PART_BUFFER_BYTES", default_value_t = DEFAULT_PART_BUFFER_BYTES)]
+    pub part_buffer_bytes: usize,
+
+    /// Parts of one request processed at once (parse, write, fsync overlap).
+    #[arg(long, env = "DICOMWEB_PARTS_IN_FLIGHT", default_value_t = DEFAULT_PARTS_IN_FLIGHT)]
+    pub parts_in_flight: usize,
+
+    /// Largest header block accepted for one multipart part.
+    #[arg(long, env = "DICOMWEB_MAX_PART_HEADER_BYTES", default_value_t = DEFAULT_MAX_PART_HEADER_BYTES)]
+    pub max_part_header_bytes: usize,
+
+    /// Deepest sequence nesting accepted in a data set.
+    #[arg(long, env = "DICOMWEB_MAX_DEPTH", default_value_t = DEFAULT_MAX_DEPTH)]
+    pub max_depth: usize,
+}
+
+impl Config {
+    /// A configuration with every default, storing under `dir`, on 127.0.0.1 with a free port.
+    pub fn with_dir(dir: impl Into<PathBuf>) -> Config {
+        let mut config = Config::parse_from(["dicomwebserver"]);
+        config.dir = Some(dir.into());
+        config.port = 0;
+        config
+    }
+
+    /// Checks invariants the rest of the server relies on and fills in the default storage
+    /// root. Called once at startup.
+    pub fn validate(mut self) -> Result<Config, String> {
+        if self.dir.is_none() {
+            let home = std::env::var_os("HOME")
+                .ok_or("--dir is not set and HOME is unknown: pass --dir DIR")?;
+            self.dir = Some(PathBuf::from(home).join("dicomweb"));
+        }
+        let prefix = self.server_path.trim_end_matches('/');
+        if !prefix.is_empty() && !prefix.starts_with('/') {
+            return Err(format!(
+                "--server-path must start with '/': got {:?}",
+                self.server_path
+            ));
+        }
+        self.server_path = prefix.to_string();
+        if self.part_buffer_bytes < 4096 {
+            return Err("--part-buffer-bytes must be at least 4096".into());
+        }
+        if self.parts_in_flight == 0 {
+            return Err("--parts-in-flight must be at least 1".into());
+        }
+        if self.max_part_header_bytes < 256 {
+            return Err("--max-part-header-bytes must be at least 256".into());
+        }
+        if self.max_depth == 0 {
+            return Err("--max-depth must be at least 1".into());
+        }
+        Ok(self)
+    }
+
+    /// The storage root; [`Config::validate`] guarantees it is set.
+    pub fn storage_root(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(|| PathBuf::from("dicomweb"))
+    }
+}

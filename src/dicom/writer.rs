@@ -1,0 +1,98 @@
+//! [`Part10Writer`]: writes the raw bytes of a part, exactly as received, to a file on a
+//! blocking thread, and makes them durable (`fdatasync`) when the part ends.
+//!
+//! The reader hands over batches of consumed bytes (reference-counted slices of the request
+//! chunks: nothing is copied on the way to the disk). The queue to the writing thread is
+//! bounded, so a slow disk slows the reader, which slows the socket.
+
+use std::fs::File;
+use std::io::{self, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// Batches queued for the writing thread. Each batch is at most a buffer's worth, so the
+/// queue holds at most a few MiB per part while letting the disk and the parser overlap.
+const WRITE_QUEUE_BATCHES: usize = 4;
+
+/// Streams one instance's bytes into a file.
+pub struct Part10Writer {
+    sender: Option<mpsc::Sender<Vec<Bytes>>>,
+    /// Set by [`Part10Writer::cancel`]: the thread stops writing and skips the sync.
+    cancelled: Arc<AtomicBool>,
+    thread: Option<JoinHandle<io::Result<u64>>>,
+}
+
+impl Part10Writer {
+    /// Starts the writing thread for `file` (opened for writing, empty).
+    pub fn start(mut file: File) -> Part10Writer {
+        let (sender, mut receiver) = mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE_BATCHES);
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let stop = cancelled.clone();
+        let thread = tokio::task::spawn_blocking(move || {
+            let mut written = 0u64;
+            while let Some(batch) = receiver.blocking_recv() {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                for chunk in batch {
+                    file.write_all(&chunk)?;
+                    written += chunk.len() as u64;
+                }
+            }
+            if stop.load(Ordering::Relaxed) {
+                return Err(io::Error::other("cancelled"));
+            }
+            file.sync_data()?;
+            Ok(written)
+        });
+        Part10Writer {
+            sender: Some(sender),
+            cancelled,
+            thread: Some(thread),
+        }
+    }
+
+    /// Queues `batch`, waiting while the queue is full.
+    pub async fn write(&mut self, batch: Vec<Bytes>) -> io::Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let Some(sender) = &self.sender else {
+            return Err(io::Error::other("write after finish"));
+        };
+        if sender.send(batch).await.is_err() {
+            // The thread stopped early: it failed, and its result says why.
+            self.sender = None;
+            return Err(self.join().await.err().unwrap_or_else(|| {
+                io::Error::other("the writing thread stopped before the end of the part")
+            }));
+        }
+        Ok(())
+    }
+
+    /// Ends the file: waits until every byte is written and synced; returns the byte count.
+    pub async fn finish(mut self) -> io::Result<u64> {
+        self.sender = None;
+        self.join().await
+    }
+
+    /// Abandons the file: the thread stops without syncing. The caller removes the file.
+    pub fn cancel(mut self) {
+        self.cancelled.store(true, Ordering::Relaxed);
+        self.sender = None;
+    }
+
+    async fn join(&mut self) -> io::Result<u64> {
+        let Some(thread) = self.thread.take() else {
+            return Err(io::Error::other("the writing thread was already joined"));
+        };
+        match thread.await {
+            Ok(result) => result,
+            Err(error) => Err(io::Error::other(format!("the writing thread failed: {error}"))),
+        }
+    }
+}

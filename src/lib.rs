@@ -1,0 +1,15 @@
+//! dicomwebserver: a streaming DICOMweb server.
+//!
+//! The upload path is one data flow: [`stow`] splits the request body into parts, each part's
+//! bytes flow through a [`stream::TrackableReadBuffer`] into the incremental reader in
+//! [`dicom`], whose events feed the listeners; [`store`] makes finished instances durable and
+//! visible. See ARCHITECTURE.md for the map and its invariants.
+
+pub mod config;
+pub mod dicom;
+pub mod server;
+pub mod store;
+pub mod stow;
+pub mod stream;
+
+pub use config::Config;

@@ -1,0 +1,40 @@
+//! The `dicomwebserver` binary: parse configuration, initialise logging, bind, serve.
+
+use clap::Parser;
+use dicomwebserver::{server, Config};
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let config = match Config::parse().validate() {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("dicomwebserver: {message}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+
+    let listener = match tokio::net::TcpListener::bind((config.host, config.port)).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!(
+                "dicomwebserver: cannot listen on {}:{}: {error}",
+                config.host, config.port
+            );
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match server::run(listener, config, server::shutdown_signal()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("dicomwebserver: {error}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

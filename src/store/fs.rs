@@ -1,0 +1,241 @@
+//! [`FsStore`]: the embedded default store.
+//!
+//! Layout: `<root>/studies/<study>/series/<series>/instances/<sop>.dcm`, every component a
+//! validated UID. A new instance is written to `<root>/tmp/` and synced there; committing links
+//! it under its final name (atomic: a concurrent writer of the same UID either wins or sees the
+//! winner), so a crash leaves either nothing or a complete file. Directories that gained an
+//! entry are synced before the request is answered (group commit). Stale temp files are swept
+//! at startup.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::dicom::validator::is_valid_uid;
+
+/// Name of the temp directory under the root.
+const TMP_DIR: &str = "tmp";
+/// Block size for comparing a duplicate with the stored file.
+const COMPARE_BLOCK: usize = 64 * 1024;
+
+/// The embedded filesystem store.
+#[derive(Debug)]
+pub struct FsStore {
+    root: PathBuf,
+    tmp: PathBuf,
+    allow_overwrite: bool,
+    /// Makes temp names unique within the process.
+    next_temp: AtomicU64,
+}
+
+/// A file being written under `tmp/`; removed on drop unless committed.
+#[derive(Debug)]
+pub struct TempInstance {
+    path: PathBuf,
+    committed: bool,
+}
+
+impl TempInstance {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempInstance {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// What committing an instance did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// Newly stored (or replaced, with overwrite allowed).
+    Stored,
+    /// The same bytes were already stored: nothing changed.
+    AlreadyStored,
+    /// Different bytes are stored under this SOP Instance UID; nothing was overwritten.
+    Conflict,
+}
+
+/// UIDs that locate an instance.
+#[derive(Debug, Clone, Copy)]
+pub struct InstanceKey<'a> {
+    pub study: &'a str,
+    pub series: &'a str,
+    pub instance: &'a str,
+}
+
+impl FsStore {
+    /// Opens (creating if needed) the store at `root` and sweeps temp files left by a crash.
+    pub fn open(root: &Path, allow_overwrite: bool) -> io::Result<FsStore> {
+        let tmp = root.join(TMP_DIR);
+        fs::create_dir_all(root.join("studies"))?;
+        fs::create_dir_all(&tmp)?;
+        let mut swept = 0usize;
+        for entry in fs::read_dir(&tmp)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                fs::remove_file(entry.path())?;
+                swept += 1;
+            }
+        }
+        if swept > 0 {
+            tracing::info!(swept, dir = %tmp.display(), "removed stale temp files");
+        }
+        Ok(FsStore {
+            root: root.to_path_buf(),
+            tmp,
+            allow_overwrite,
+            next_temp: AtomicU64::new(0),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Creates an empty temp file for a new instance.
+    pub fn create_temp(&self) -> io::Result<(TempInstance, File)> {
+        let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
+        let path = self
+            .tmp
+            .join(format!("{}-{n}.part", std::process::id()));
+        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+        Ok((
+            TempInstance {
+                path,
+                committed: false,
+            },
+            file,
+        ))
+    }
+
+    /// The final path of an instance, or `None` if a UID is not valid (the path guard).
+    pub fn instance_path(&self, key: InstanceKey<'_>) -> Option<PathBuf> {
+        if ![key.study, key.series, key.instance]
+            .iter()
+            .all(|uid| is_valid_uid(uid))
+        {
+            return None;
+        }
+        Some(
+            self.root
+                .join("studies")
+                .join(key.study)
+                .join("series")
+                .join(key.series)
+                .join("instances")
+                .join(format!("{}.dcm", key.instance)),
+        )
+    }
+
+    /// Makes a synced temp file visible under its final name. Directories that must be synced
+    /// for the new entry to be durable are added to `dirty_dirs`. Blocking: call from a
+    /// blocking thread.
+    pub fn commit(
+        &self,
+        mut temp: TempInstance,
+        key: InstanceKey<'_>,
+        dirty_dirs: &mut BTreeSet<PathBuf>,
+    ) -> io::Result<CommitOutcome> {
+        let Some(path) = self.instance_path(key) else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "invalid UID in instance path",
+            ));
+        };
+        let Some(dir) = path.parent() else {
+            return Err(io::Error::other("instance path has no parent"));
+        };
+        self.create_dirs(dir, dirty_dirs)?;
+        if self.allow_overwrite {
+            fs::rename(&temp.path, &path)?;
+            temp.committed = true;
+            dirty_dirs.insert(dir.to_path_buf());
+            return Ok(CommitOutcome::Stored);
+        }
+        match fs::hard_link(&temp.path, &path) {
+            Ok(()) => {
+                dirty_dirs.insert(dir.to_path_buf());
+                // The temp name goes with `temp`'s drop; the data is already durable.
+                Ok(CommitOutcome::Stored)
+            }
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+                if same_contents(&temp.path, &path)? {
+                    Ok(CommitOutcome::AlreadyStored)
+                } else {
+                    Ok(CommitOutcome::Conflict)
+                }
+            }
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Creates `dir` and its missing ancestors, noting each parent that gained an entry.
+    fn create_dirs(&self, dir: &Path, dirty_dirs: &mut BTreeSet<PathBuf>) -> io::Result<()> {
+        let mut missing = Vec::new();
+        let mut current = dir;
+        while !current.is_dir() {
+            missing.push(current.to_path_buf());
+            match current.parent() {
+                Some(parent) if parent.starts_with(&self.root) => current = parent,
+                _ => break,
+            }
+        }
+        for created in missing.iter().rev() {
+            match fs::create_dir(created) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+                Err(error) => return Err(error),
+            }
+            if let Some(parent) = created.parent() {
+                dirty_dirs.insert(parent.to_path_buf());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Syncs directories so that new entries in them survive a crash. Blocking.
+pub fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> io::Result<()> {
+    for dir in dirs {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+/// Whether two files hold the same bytes.
+fn same_contents(a: &Path, b: &Path) -> io::Result<bool> {
+    let (mut fa, mut fb) = (File::open(a)?, File::open(b)?);
+    if fa.metadata()?.len() != fb.metadata()?.len() {
+        return Ok(false);
+    }
+    let mut ba = vec![0u8; COMPARE_BLOCK];
+    let mut bb = vec![0u8; COMPARE_BLOCK];
+    loop {
+        let n = read_full(&mut fa, &mut ba)?;
+        let m = read_full(&mut fb, &mut bb)?;
+        if n != m || ba[..n] != bb[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}

@@ -1,0 +1,6 @@
+//! Where instances live. [`fs::FsStore`] is the embedded default: files under a root
+//! directory, written to `tmp/` first and made visible atomically.
+
+pub mod fs;
+
+pub use fs::{sync_dirs, CommitOutcome, FsStore, InstanceKey, TempInstance};

@@ -1,0 +1,179 @@
+//! One part of a STOW-RS request, from its buffer to a committed file: read and validate it,
+//! write it to a temp file, sync, and commit it under its UIDs.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::Instrument;
+
+use super::outcome::{reason, Failure, PartOutcome, Stored};
+use crate::dicom::tokenizer::TokenErrorKind;
+use crate::dicom::{read_part, InstanceMeta, Part10Writer, ReadError, ReadOptions, Validator};
+use crate::server::AppState;
+use crate::store::{CommitOutcome, InstanceKey};
+use crate::stream::{StreamError, TrackableReadBuffer};
+
+/// Consumed bytes handed to the writer in one batch when the reader is not waiting anyway.
+const WRITE_BATCH_BYTES: usize = 256 * 1024;
+
+/// The outcome of a part and the directories that must be synced before it is acknowledged.
+pub struct PartResult {
+    pub outcome: PartOutcome,
+    pub dirty_dirs: BTreeSet<PathBuf>,
+}
+
+/// Spawns the task that stores the part arriving in `buffer`. The permit bounds the parts of
+/// one request in flight; it is held until the part is committed.
+pub fn spawn(
+    app: Arc<AppState>,
+    buffer: TrackableReadBuffer,
+    route_study: Option<String>,
+    part_index: usize,
+    permit: OwnedSemaphorePermit,
+) -> tokio::task::JoinHandle<PartResult> {
+    let span = tracing::info_span!("part", index = part_index);
+    tokio::spawn(
+        async move {
+            let result = store_part(&app, &buffer, route_study).await;
+            drop(permit);
+            match &result.outcome {
+                PartOutcome::Stored(stored) => {
+                    tracing::debug!(sop_instance = %stored.sop_instance, "stored");
+                }
+                PartOutcome::Failed(failure) => {
+                    tracing::info!(
+                        reason = format_args!("{:#06X}", failure.reason),
+                        comment = %failure.comment,
+                        "part failed"
+                    );
+                }
+            }
+            result
+        }
+        .instrument(span),
+    )
+}
+
+async fn store_part(
+    app: &Arc<AppState>,
+    buffer: &TrackableReadBuffer,
+    route_study: Option<String>,
+) -> PartResult {
+    let failed = |outcome: Failure| PartResult {
+        outcome: PartOutcome::Failed(outcome),
+        dirty_dirs: BTreeSet::new(),
+    };
+    let (temp, file) = match app.store.create_temp() {
+        Ok(created) => created,
+        Err(error) => {
+            buffer.abort("no temp file");
+            return failed(Failure::other(
+                reason::OUT_OF_RESOURCES,
+                format!("cannot create a temp file: {error}"),
+            ));
+        }
+    };
+    let mut writer = Part10Writer::start(file);
+    let mut validator = Validator::new(route_study);
+    let options = ReadOptions {
+        max_depth: app.config.max_depth,
+        flush_bytes: WRITE_BATCH_BYTES,
+    };
+    let read = read_part(buffer, &mut [&mut validator], &mut writer, options).await;
+    let meta = validator.meta().clone();
+    if let Err(error) = read {
+        // The producer discards the rest of this part; the temp file goes with `temp`.
+        buffer.abort(error.to_string());
+        writer.cancel();
+        return failed(failure_for(&meta, &error));
+    }
+    if let Err(error) = writer.finish().await {
+        return failed(with_uids(
+            &meta,
+            reason::OUT_OF_RESOURCES,
+            format!("cannot write the instance: {error}"),
+        ));
+    }
+    // The validator guarantees these UIDs exist and are valid once the read succeeded.
+    let (Some(study), Some(series), Some(instance), Some(class)) = (
+        meta.study.clone(),
+        meta.series.clone(),
+        meta.sop_instance.clone(),
+        meta.sop_class.clone(),
+    ) else {
+        return failed(with_uids(
+            &meta,
+            reason::INVALID_DATASET,
+            "required UIDs are missing",
+        ));
+    };
+    let committing = app.clone();
+    let (study_c, series_c, instance_c) = (study.clone(), series.clone(), instance.clone());
+    let committed = tokio::task::spawn_blocking(move || {
+        let mut dirty_dirs = BTreeSet::new();
+        let key = InstanceKey {
+            study: &study_c,
+            series: &series_c,
+            instance: &instance_c,
+        };
+        committing
+            .store
+            .commit(temp, key, &mut dirty_dirs)
+            .map(|outcome| (outcome, dirty_dirs))
+    })
+    .await;
+    match committed {
+        Ok(Ok((CommitOutcome::Stored | CommitOutcome::AlreadyStored, dirty_dirs))) => PartResult {
+            outcome: PartOutcome::Stored(Stored {
+                sop_class: class,
+                sop_instance: instance,
+                study,
+                series,
+            }),
+            dirty_dirs,
+        },
+        Ok(Ok((CommitOutcome::Conflict, _))) => failed(with_uids(
+            &meta,
+            reason::DUPLICATE_SOP_INSTANCE,
+            "an instance with this SOP Instance UID and different content is already stored",
+        )),
+        Ok(Err(error)) => failed(with_uids(
+            &meta,
+            reason::OUT_OF_RESOURCES,
+            format!("cannot store the instance: {error}"),
+        )),
+        Err(error) => failed(with_uids(
+            &meta,
+            reason::PROCESSING_FAILURE,
+            format!("storing the instance failed: {error}"),
+        )),
+    }
+}
+
+fn with_uids(meta: &InstanceMeta, reason: u16, comment: impl Into<String>) -> Failure {
+    Failure {
+        sop_class: meta.best_sop_class().map(str::to_string),
+        sop_instance: meta.best_sop_instance().map(str::to_string),
+        reason,
+        comment: comment.into(),
+    }
+}
+
+/// Maps a read error to its DICOM failure reason.
+fn failure_for(meta: &InstanceMeta, error: &ReadError) -> Failure {
+    let code = match error {
+        ReadError::Token(token) => match token.kind {
+            TokenErrorKind::UnsupportedTransferSyntax(_) => reason::TRANSFER_SYNTAX_NOT_SUPPORTED,
+            _ => reason::CANNOT_UNDERSTAND,
+        },
+        ReadError::Rejected(rejection) => rejection.reason,
+        ReadError::Stream(StreamError::Aborted(_) | StreamError::Eof { .. }) => {
+            reason::CANNOT_UNDERSTAND
+        }
+        ReadError::Write(_) => reason::OUT_OF_RESOURCES,
+        ReadError::Inflate(_) => reason::CANNOT_UNDERSTAND,
+    };
+    with_uids(meta, code, error.to_string())
+}

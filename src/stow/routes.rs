@@ -1,0 +1,399 @@
+//! `POST {prefix}/studies` and `POST {prefix}/studies/{study}`: negotiate the media types, pump
+//! the body through the multipart splitter into per-part buffers, and answer with the Store
+//! Instances Response once every part is durable or failed.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+use super::content_type::{accepted, MediaType};
+use super::multipart::{SplitEvent, Splitter};
+use super::outcome::{reason, status_for, Failure, PartOutcome};
+use super::part::{self, PartResult};
+use super::response::StoreResponse;
+use crate::dicom::validator::is_valid_uid;
+use crate::server::AppState;
+use crate::store::sync_dirs;
+use crate::stream::TrackableReadBuffer;
+
+const DICOM: &str = "application/dicom";
+const DICOM_JSON: &str = "application/dicom+json";
+const DICOM_XML: &str = "application/dicom+xml";
+
+/// `POST {prefix}/studies`.
+pub async fn store_any(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+    store_instances(app, None, headers, body).await
+}
+
+/// `POST {prefix}/studies/{study}`.
+pub async fn store_in_study(
+    State(app): State<Arc<AppState>>,
+    Path(study): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !is_valid_uid(&study) {
+        return plain_error(
+            StatusCode::BAD_REQUEST,
+            format!("{study:?} in the URL is not a valid Study Instance UID"),
+        );
+    }
+    store_instances(app, Some(study), headers, body).await
+}
+
+/// How the request body is framed.
+enum BodyKind {
+    Multipart { boundary: String },
+    SinglePart,
+}
+
+/// Response encodings of the Store Instances Response.
+#[derive(Clone, Copy)]
+enum Format {
+    Json,
+    Xml,
+}
+
+fn response_format(headers: &HeaderMap) -> Format {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return Format::Json;
+    };
+    for media in accepted(accept) {
+        match media.essence.as_str() {
+            DICOM_XML => return Format::Xml,
+            DICOM_JSON | "application/json" | "*/*" | "application/*" => return Format::Json,
+            _ => {}
+        }
+    }
+    Format::Json
+}
+
+fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Response> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Err(plain_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Type is missing: send multipart/related; type=\"application/dicom\"",
+        ));
+    };
+    let media = value
+        .to_str()
+        .ok()
+        .and_then(MediaType::parse)
+        .ok_or_else(|| plain_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid Content-Type"))?;
+    match media.essence.as_str() {
+        "multipart/related" => {
+            if let Some(kind) = media.param("type") {
+                if !kind.eq_ignore_ascii_case(DICOM) {
+                    return Err(plain_error(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        format!("multipart/related type {kind:?} is not supported: only \"application/dicom\" parts are"),
+                    ));
+                }
+            }
+            match media.param("boundary") {
+                Some(boundary) if !boundary.is_empty() && boundary.len() <= 200 => {
+                    Ok(BodyKind::Multipart {
+                        boundary: boundary.to_string(),
+                    })
+                }
+                _ => Err(plain_error(
+                    StatusCode::BAD_REQUEST,
+                    "multipart/related Content-Type has no (valid) boundary parameter",
+                )),
+            }
+        }
+        DICOM => Ok(BodyKind::SinglePart),
+        other => Err(plain_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Type {other:?} is not supported: send multipart/related; type=\"application/dicom\""),
+        )),
+    }
+}
+
+fn plain_error(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut message = message.into();
+    message.push('\n');
+    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
+}
+
+async fn store_instances(
+    app: Arc<AppState>,
+    route_study: Option<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let format = response_format(&headers);
+    let kind = match body_kind(&headers) {
+        Ok(kind) => kind,
+        Err(response) => return response,
+    };
+    let request_id = app.next_request_id();
+    let span = tracing::info_span!("stow", request = request_id, study = route_study.as_deref());
+    let _in_flight = app.upload_started();
+    let outcomes = ingest(&app, body, kind, route_study)
+        .instrument(span.clone())
+        .await;
+    app.count_outcomes(&outcomes);
+    let status = status_for(&outcomes);
+    let stored = outcomes.iter().filter(|o| matches!(o, PartOutcome::Stored(_))).count();
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            stored,
+            failed = outcomes.len() - stored,
+            "store request done"
+        );
+    });
+    let base = base_url(&app, &headers);
+    let response = StoreResponse::new(&base, &outcomes);
+    let (content_type, text) = match format {
+        Format::Json => (DICOM_JSON, response.to_json()),
+        Format::Xml => (DICOM_XML, response.to_xml()),
+    };
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
+        text,
+    )
+        .into_response()
+}
+
+/// `http://host{prefix}` from the request's Host header (when it is a plain host name),
+/// else from the listening address.
+fn base_url(app: &AppState, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| app.local_addr.to_string());
+    format!("http://{host}{}", app.config.server_path)
+}
+
+/// A part in request order: still being stored, or already decided.
+enum Slot {
+    Task(JoinHandle<PartResult>),
+    Done(PartOutcome),
+}
+
+/// State of one request's body pump.
+struct Pump<'a> {
+    app: &'a Arc<AppState>,
+    route_study: Option<String>,
+    parts_in_flight: Arc<Semaphore>,
+    slots: Vec<Slot>,
+    /// Buffer of the part now receiving bytes; `None` between parts or while a refused
+    /// part's bytes are discarded.
+    current: Option<TrackableReadBuffer>,
+    /// Failures of the body itself (malformed multipart, truncated, unreadable).
+    body_failures: Vec<Failure>,
+}
+
+impl Pump<'_> {
+    async fn start_part(&mut self, content_type: Option<MediaType>) {
+        let index = self.slots.len();
+        if let Some(media) = content_type {
+            if media.essence != DICOM {
+                self.current = None;
+                self.slots.push(Slot::Done(PartOutcome::Failed(Failure::other(
+                    reason::CANNOT_UNDERSTAND,
+                    format!("part {} is {}, not application/dicom", index + 1, media.essence),
+                ))));
+                return;
+            }
+        }
+        let permit = match self.parts_in_flight.clone().acquire_owned().await {
+            Ok(permit) => permit,
+            Err(_) => {
+                self.current = None;
+                self.slots.push(Slot::Done(PartOutcome::Failed(Failure::other(
+                    reason::PROCESSING_FAILURE,
+                    "the server is shutting down",
+                ))));
+                return;
+            }
+        };
+        let buffer = TrackableReadBuffer::new(self.app.config.part_buffer_bytes);
+        let task = part::spawn(
+            self.app.clone(),
+            buffer.clone(),
+            self.route_study.clone(),
+            index + 1,
+            permit,
+        );
+        self.slots.push(Slot::Task(task));
+        self.current = Some(buffer);
+    }
+
+    async fn data(&mut self, chunk: bytes::Bytes) {
+        if let Some(buffer) = &self.current {
+            if buffer.push(chunk).await.is_err() {
+                // The part's reader gave up; the rest of the part is discarded.
+                self.current = None;
+            }
+        }
+    }
+
+    fn end_part(&mut self) {
+        if let Some(buffer) = self.current.take() {
+            buffer.complete();
+        }
+    }
+
+    /// The body cannot be read further as multipart: the part in progress fails too.
+    fn fail_body(&mut self, comment: String) {
+        if let Some(buffer) = self.current.take() {
+            buffer.abort(comment.clone());
+        }
+        self.body_failures
+            .push(Failure::other(reason::CANNOT_UNDERSTAND, comment));
+    }
+
+    async fn handle(&mut self, event: SplitEvent) {
+        match event {
+            SplitEvent::PartStart(headers) => self.start_part(headers.content_type()).await,
+            SplitEvent::Data(chunk) => self.data(chunk).await,
+            SplitEvent::PartEnd => self.end_part(),
+            SplitEvent::Closed => {}
+        }
+    }
+}
+
+/// Pumps the body through the parts and collects every outcome, in part order, followed by
+/// failures of the body itself. Stored outcomes are durable when this returns.
+async fn ingest(
+    app: &Arc<AppState>,
+    mut body: Body,
+    kind: BodyKind,
+    route_study: Option<String>,
+) -> Vec<PartOutcome> {
+    let mut pump = Pump {
+        app,
+        route_study,
+        parts_in_flight: Arc::new(Semaphore::new(app.config.parts_in_flight)),
+        slots: Vec::new(),
+        current: None,
+        body_failures: Vec::new(),
+    };
+    let mut splitter = match &kind {
+        BodyKind::Multipart { boundary } => {
+            Some(Splitter::new(boundary, app.config.max_part_header_bytes))
+        }
+        BodyKind::SinglePart => {
+            pump.start_part(None).await;
+            None
+        }
+    };
+    let mut events = Vec::new();
+    // After a fatal body error the rest of the body is read and dropped, so the client
+    // gets the response instead of a reset connection.
+    let mut discarding = false;
+    let mut body_error = None;
+    loop {
+        let frame = match body.frame().await {
+            None => break,
+            Some(Ok(frame)) => frame,
+            Some(Err(error)) => {
+                body_error = Some(format!("the request body could not be read: {error}"));
+                break;
+            }
+        };
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        if discarding {
+            continue;
+        }
+        let Some(splitter) = splitter.as_mut() else {
+            pump.data(chunk).await;
+            continue;
+        };
+        let fed = splitter.feed(chunk, &mut events);
+        for event in events.drain(..) {
+            pump.handle(event).await;
+        }
+        if let Err(error) = fed {
+            pump.fail_body(format!("malformed multipart body: {error}"));
+            discarding = true;
+        }
+    }
+    if let Some(error) = body_error {
+        pump.fail_body(error);
+    } else if !discarding {
+        match splitter.as_mut() {
+            Some(splitter) => {
+                let finished = splitter.finish(&mut events);
+                for event in events.drain(..) {
+                    pump.handle(event).await;
+                }
+                if let Err(error) = finished {
+                    pump.fail_body(format!("malformed multipart body: {error}"));
+                }
+            }
+            None => pump.end_part(),
+        }
+    }
+    finish(pump).await
+}
+
+/// Waits for every part, then syncs the directories of the new files (group commit).
+async fn finish(pump: Pump<'_>) -> Vec<PartOutcome> {
+    let mut outcomes = Vec::with_capacity(pump.slots.len());
+    let mut dirty_dirs = BTreeSet::new();
+    for slot in pump.slots {
+        match slot {
+            Slot::Done(outcome) => outcomes.push(outcome),
+            Slot::Task(task) => match task.await {
+                Ok(result) => {
+                    dirty_dirs.extend(result.dirty_dirs);
+                    outcomes.push(result.outcome);
+                }
+                Err(error) => outcomes.push(PartOutcome::Failed(Failure::other(
+                    reason::PROCESSING_FAILURE,
+                    format!("storing the part failed: {error}"),
+                ))),
+            },
+        }
+    }
+    if !dirty_dirs.is_empty() {
+        let synced = tokio::task::spawn_blocking(move || sync_dirs(&dirty_dirs)).await;
+        let error = match synced {
+            Ok(Ok(())) => None,
+            Ok(Err(error)) => Some(error.to_string()),
+            Err(error) => Some(error.to_string()),
+        };
+        if let Some(error) = error {
+            // Not durable, so not acknowledged.
+            for outcome in &mut outcomes {
+                if let PartOutcome::Stored(stored) = outcome {
+                    *outcome = PartOutcome::Failed(Failure {
+                        sop_class: Some(stored.sop_class.clone()),
+                        sop_instance: Some(stored.sop_instance.clone()),
+                        reason: reason::OUT_OF_RESOURCES,
+                        comment: format!("cannot sync the storage directory: {error}"),
+                    });
+                }
+            }
+        }
+    }
+    outcomes.extend(pump.body_failures.into_iter().map(PartOutcome::Failed));
+    if outcomes.is_empty() {
+        outcomes.push(PartOutcome::Failed(Failure::other(
+            reason::CANNOT_UNDERSTAND,
+            "the request contains no instances",
+        )));
+    }
+    outcomes
+}

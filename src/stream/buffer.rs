@@ -1,0 +1,386 @@
+//! [`TrackableReadBuffer`]: the bounded async byte queue between the multipart splitter (the
+//! producer) and one part's DICOM reader (the consumer).
+//!
+//! The producer `push`es chunks as they come off the socket and waits while the buffer is
+//! full: that wait is the server's backpressure (the body is not polled, TCP flow control does
+//! the rest). The consumer asks `ensure_available(n).await` and then reads without copying:
+//! `front_at_least(n)` hands out the first unconsumed chunk, `consume(n)` moves the read position, and
+//! `take_consumed()` returns the consumed bytes, in order, to be written to disk. A pending
+//! `ensure_available(n)` with `n` above the capacity is always admitted, so a consumer can
+//! never deadlock on a request the capacity could not hold.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+
+/// Why a read from the buffer could not be satisfied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamError {
+    /// The stream is complete and holds fewer bytes than were asked for.
+    Eof {
+        /// Unconsumed bytes left in the stream.
+        available: usize,
+    },
+    /// One side gave up (truncated request, parse failure, client gone).
+    Aborted(String),
+}
+
+impl std::fmt::Display for StreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StreamError::Eof { available } => {
+                write!(f, "stream ended with only {available} bytes left")
+            }
+            StreamError::Aborted(reason) => write!(f, "stream aborted: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for StreamError {}
+
+/// A bounded, trackable byte queue for one part. Cloning gives another handle to the same
+/// queue (one for the producer, one for the consumer).
+#[derive(Clone)]
+pub struct TrackableReadBuffer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    /// Bytes held (unconsumed plus consumed-but-not-taken) above which `push` waits.
+    capacity: usize,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Unconsumed chunks, in order.
+    unconsumed: VecDeque<Bytes>,
+    /// Total length of `unconsumed`.
+    unconsumed_len: usize,
+    /// Consumed bytes not yet handed to `take_consumed` (the writer's backlog).
+    consumed: Vec<Bytes>,
+    /// Total length of `consumed`.
+    consumed_len: usize,
+    /// Bytes consumed since the stream started.
+    offset: u64,
+    /// Bytes pushed since the stream started.
+    end_offset: u64,
+    /// The producer has pushed everything.
+    complete: bool,
+    /// Set once by `abort`; every later call fails with it.
+    aborted: Option<String>,
+    /// `n` of the consumer's pending `ensure_available`, admitted even above capacity.
+    pending_need: usize,
+    /// Woken when bytes arrive, the stream completes or is aborted.
+    consumer_waker: Option<Waker>,
+    /// Woken when the consumer frees room or the stream is aborted.
+    producer_waker: Option<Waker>,
+}
+
+impl State {
+    fn held(&self) -> usize {
+        self.unconsumed_len + self.consumed_len
+    }
+
+    fn wake_consumer(&mut self) {
+        if let Some(waker) = self.consumer_waker.take() {
+            waker.wake();
+        }
+    }
+
+    fn wake_producer(&mut self) {
+        if let Some(waker) = self.producer_waker.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl TrackableReadBuffer {
+    /// A new empty buffer that holds at most `capacity` bytes (see the module docs for the one
+    /// exception).
+    pub fn new(capacity: usize) -> TrackableReadBuffer {
+        TrackableReadBuffer {
+            shared: Arc::new(Shared {
+                capacity: capacity.max(1),
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock leaves plain counters behind, still consistent
+        // enough to fail the part; recover instead of propagating the poison.
+        self.shared
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Producer: appends `chunk`, waiting while the buffer is full. Fails if the stream was
+    /// aborted (the caller then discards the rest of the part).
+    pub async fn push(&self, chunk: Bytes) -> Result<(), StreamError> {
+        if chunk.is_empty() {
+            return Ok(());
+        }
+        Push { buffer: self }.await?;
+        let mut state = self.lock();
+        if let Some(reason) = &state.aborted {
+            return Err(StreamError::Aborted(reason.clone()));
+        }
+        state.end_offset += chunk.len() as u64;
+        state.unconsumed_len += chunk.len();
+        state.unconsumed.push_back(chunk);
+        state.wake_consumer();
+        Ok(())
+    }
+
+    /// Producer: no more bytes will come.
+    pub fn complete(&self) {
+        let mut state = self.lock();
+        state.complete = true;
+        state.wake_consumer();
+    }
+
+    /// Either side: gives up on the stream with `reason`; pending and later calls fail.
+    pub fn abort(&self, reason: impl Into<String>) {
+        let mut state = self.lock();
+        if state.aborted.is_none() {
+            state.aborted = Some(reason.into());
+        }
+        state.unconsumed.clear();
+        state.unconsumed_len = 0;
+        state.consumed.clear();
+        state.consumed_len = 0;
+        state.wake_consumer();
+        state.wake_producer();
+    }
+
+    /// Consumer: waits until at least `n` unconsumed bytes are buffered. Fails with
+    /// [`StreamError::Eof`] when the stream completes with fewer.
+    pub fn ensure_available(&self, n: usize) -> EnsureAvailable<'_> {
+        EnsureAvailable { buffer: self, n }
+    }
+
+    /// Consumer: unconsumed bytes buffered now.
+    pub fn available(&self) -> usize {
+        self.lock().unconsumed_len
+    }
+
+    /// Consumer: the first unconsumed chunk (cheap: a reference-counted slice), if any.
+    pub fn front(&self) -> Option<Bytes> {
+        self.lock().unconsumed.front().cloned()
+    }
+
+    /// Consumer: the first unconsumed chunk, made at least `n` bytes long by merging the
+    /// following chunks into it (a copy of `n` bytes) when it is shorter. Returns `None` if
+    /// fewer than `n` bytes are buffered.
+    pub fn front_at_least(&self, n: usize) -> Option<Bytes> {
+        let mut state = self.lock();
+        if state.unconsumed_len < n {
+            return None;
+        }
+        if let Some(front) = state.unconsumed.front() {
+            if front.len() >= n {
+                return Some(front.clone());
+            }
+        }
+        let mut merged = BytesMut::with_capacity(n);
+        while merged.len() < n {
+            let Some(mut chunk) = state.unconsumed.pop_front() else {
+                break;
+            };
+            let want = n - merged.len();
+            if chunk.len() > want {
+                merged.extend_from_slice(&chunk.split_to(want));
+                state.unconsumed.push_front(chunk);
+            } else {
+                merged.extend_from_slice(&chunk);
+            }
+        }
+        let merged = merged.freeze();
+        state.unconsumed.push_front(merged.clone());
+        Some(merged)
+    }
+
+    /// Consumer: marks the next `n` bytes as read. They stay accounted for until
+    /// [`TrackableReadBuffer::take_consumed`] hands them on.
+    pub fn consume(&self, n: usize) {
+        let mut state = self.lock();
+        let n = n.min(state.unconsumed_len);
+        let mut left = n;
+        while left > 0 {
+            let Some(mut chunk) = state.unconsumed.pop_front() else {
+                break;
+            };
+            if chunk.len() > left {
+                let head = chunk.split_to(left);
+                state.unconsumed.push_front(chunk);
+                state.consumed.push(head);
+                left = 0;
+            } else {
+                left -= chunk.len();
+                state.consumed.push(chunk);
+            }
+        }
+        state.unconsumed_len -= n;
+        state.consumed_len += n;
+        state.offset += n as u64;
+    }
+
+    /// Consumer: consumed bytes not yet taken (the writer's backlog).
+    pub fn consumed_len(&self) -> usize {
+        self.lock().consumed_len
+    }
+
+    /// Consumer: takes the consumed bytes, in stream order, freeing their room.
+    pub fn take_consumed(&self) -> Vec<Bytes> {
+        let mut state = self.lock();
+        state.consumed_len = 0;
+        let taken = std::mem::take(&mut state.consumed);
+        state.wake_producer();
+        taken
+    }
+
+    /// Bytes consumed since the stream started.
+    pub fn offset(&self) -> u64 {
+        self.lock().offset
+    }
+
+    /// Bytes received since the stream started.
+    pub fn end_offset(&self) -> u64 {
+        self.lock().end_offset
+    }
+
+    /// Whether the producer has pushed everything.
+    pub fn is_complete(&self) -> bool {
+        self.lock().complete
+    }
+
+    /// The reason given to [`TrackableReadBuffer::abort`], if any.
+    pub fn abort_reason(&self) -> Option<String> {
+        self.lock().aborted.clone()
+    }
+}
+
+/// Future of [`TrackableReadBuffer::push`]: ready once there is room.
+struct Push<'a> {
+    buffer: &'a TrackableReadBuffer,
+}
+
+impl Future for Push<'_> {
+    type Output = Result<(), StreamError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let capacity = self.buffer.shared.capacity;
+        let mut state = self.buffer.lock();
+        if let Some(reason) = &state.aborted {
+            return Poll::Ready(Err(StreamError::Aborted(reason.clone())));
+        }
+        // Room below capacity, or the consumer waits for more than is unconsumed: admitting
+        // the chunk is what lets a request above capacity complete.
+        if state.held() < capacity || state.unconsumed_len < state.pending_need {
+            return Poll::Ready(Ok(()));
+        }
+        state.producer_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Future of [`TrackableReadBuffer::ensure_available`].
+pub struct EnsureAvailable<'a> {
+    buffer: &'a TrackableReadBuffer,
+    n: usize,
+}
+
+impl Future for EnsureAvailable<'_> {
+    type Output = Result<(), StreamError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let n = self.n;
+        let mut state = self.buffer.lock();
+        if let Some(reason) = &state.aborted {
+            return Poll::Ready(Err(StreamError::Aborted(reason.clone())));
+        }
+        if state.unconsumed_len >= n {
+            state.pending_need = 0;
+            return Poll::Ready(Ok(()));
+        }
+        if state.complete {
+            state.pending_need = 0;
+            return Poll::Ready(Err(StreamError::Eof {
+                available: state.unconsumed_len,
+            }));
+        }
+        state.pending_need = n;
+        state.consumer_waker = Some(cx.waker().clone());
+        // The producer may be parked on a full buffer that now must admit this request.
+        state.wake_producer();
+        Poll::Pending
+    }
+}
+
+impl Drop for EnsureAvailable<'_> {
+    fn drop(&mut self) {
+        let mut state = self.buffer.lock();
+        state.pending_need = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn request_above_capacity_is_admitted() {
+        let buffer = TrackableReadBuffer::new(4);
+        let producer = buffer.clone();
+        let feed = tokio::spawn(async move {
+            for _ in 0..10 {
+                producer
+                    .push(Bytes::from_static(b"abc"))
+                    .await
+                    .expect("not aborted");
+            }
+            producer.complete();
+        });
+        buffer.ensure_available(30).await.expect("30 bytes arrive");
+        let all = buffer.front_at_least(30).expect("30 bytes buffered");
+        assert_eq!(&all[..30], "abc".repeat(10).as_bytes());
+        feed.await.expect("producer finishes");
+    }
+
+    #[tokio::test]
+    async fn consume_and_take_keep_order_and_offsets() {
+        let buffer = TrackableReadBuffer::new(1024);
+        buffer.push(Bytes::from_static(b"hello ")).await.expect("push");
+        buffer.push(Bytes::from_static(b"world")).await.expect("push");
+        buffer.complete();
+        assert_eq!(&buffer.front_at_least(8).expect("8 bytes")[..8], b"hello wo");
+        buffer.consume(8);
+        assert_eq!(buffer.offset(), 8);
+        assert_eq!(buffer.end_offset(), 11);
+        assert_eq!(
+            buffer.ensure_available(4).await,
+            Err(StreamError::Eof { available: 3 })
+        );
+        buffer.consume(3);
+        let taken: Vec<u8> = buffer.take_consumed().concat();
+        assert_eq!(taken, b"hello world");
+    }
+
+    #[tokio::test]
+    async fn abort_fails_both_sides() {
+        let buffer = TrackableReadBuffer::new(4);
+        buffer.push(Bytes::from_static(b"abcd")).await.expect("push");
+        buffer.abort("gone");
+        assert!(buffer.push(Bytes::from_static(b"x")).await.is_err());
+        assert!(matches!(
+            buffer.ensure_available(1).await,
+            Err(StreamError::Aborted(_))
+        ));
+    }
+}

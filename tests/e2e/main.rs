@@ -1,0 +1,16 @@
+//! End-to-end tests of dicomwebserver: the real server (in-process on 127.0.0.1:0, or the real
+//! binary), real HTTP/1.1 over TCP written byte by byte, and checks of the bytes on disk.
+//! One integration test binary; each module names one area of behaviour.
+
+mod support;
+
+mod cli;
+mod concurrency;
+mod framing;
+mod large;
+mod malformed;
+mod outcomes;
+mod structures;
+mod syntaxes;
+mod transport;
+mod uids;
