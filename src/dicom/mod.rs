@@ -18,3 +18,6 @@ pub use reader::{read_part, ReadError, ReadOptions};
 pub use tokenizer::{Step, Token, TokenError, Tokenizer};
 pub use validator::Validator;
 pub use writer::Part10Writer;
+
+#[cfg(test)]
+mod tokenizer_tests;

@@ -197,6 +197,8 @@ pub struct Tokenizer {
     capture: Option<Tag>,
     captured: Vec<u8>,
     transfer_syntax: Option<String>,
+    /// Position of the first data set element, where a wrong explicit VR claim is detected.
+    dataset_start: u64,
 }
 
 impl Tokenizer {
@@ -215,6 +217,7 @@ impl Tokenizer {
             capture: None,
             captured: Vec::new(),
             transfer_syntax: None,
+            dataset_start: 0,
         }
     }
 
@@ -349,6 +352,7 @@ impl Tokenizer {
             return Err(self.error(TokenErrorKind::UnsupportedTransferSyntax(uid)));
         };
         self.syntax = encoding.syntax;
+        self.dataset_start = self.pos;
         self.state = State::Dataset;
         Ok(self.emit(
             0,
@@ -380,7 +384,7 @@ impl Tokenizer {
         if self.capture.is_some() {
             self.captured.extend_from_slice(data);
             if left == 0 {
-                self.store_capture();
+                self.store_capture(self.pos + take as u64);
             }
         }
         self.state = if left == 0 {
@@ -397,7 +401,8 @@ impl Tokenizer {
         ))
     }
 
-    fn store_capture(&mut self) {
+    /// Stores a completed meta value; `value_end` is the position right after it.
+    fn store_capture(&mut self, value_end: u64) {
         match self.capture.take() {
             Some(META_GROUP_LENGTH) if self.captured.len() == 4 => {
                 let length = u32::from_le_bytes([
@@ -406,7 +411,7 @@ impl Tokenizer {
                     self.captured[2],
                     self.captured[3],
                 ]);
-                self.meta_end = Some(self.pos + u64::from(length));
+                self.meta_end = Some(value_end + u64::from(length));
             }
             Some(TRANSFER_SYNTAX_UID) => {
                 let uid = String::from_utf8_lossy(&self.captured);
@@ -492,8 +497,18 @@ impl Tokenizer {
                 "the data set ends inside a sequence or item".into(),
             )));
         }
-        let syntax = self.current_syntax();
-        let (tag, vr, length, len) = match parse_header(input, syntax).map_err(|kind| self.error(kind))? {
+        let mut syntax = self.current_syntax();
+        let mut parsed = parse_header(input, syntax);
+        if let Err(TokenErrorKind::InvalidVr(_)) = parsed {
+            // Some writers label an implicit VR data set as explicit; like other toolkits,
+            // read it as implicit VR when its very first element says so.
+            if self.pos == self.dataset_start && syntax == Syntax::ExplicitLittle {
+                self.syntax = Syntax::ImplicitLittle;
+                syntax = Syntax::ImplicitLittle;
+                parsed = parse_header(input, syntax);
+            }
+        }
+        let (tag, vr, length, len) = match parsed.map_err(|kind| self.error(kind))? {
             Parsed::Need(n) => {
                 if eof {
                     return Err(self.error(TokenErrorKind::Truncated(format!(

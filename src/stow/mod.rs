@@ -7,3 +7,6 @@ pub mod outcome;
 mod part;
 pub mod response;
 pub mod routes;
+
+#[cfg(test)]
+mod multipart_tests;

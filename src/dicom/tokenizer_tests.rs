@@ -1,0 +1,1 @@
+//! Tests of the tokenizer against dicom-parser as an oracle.

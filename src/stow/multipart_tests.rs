@@ -1,0 +1,1 @@
+//! Tests of the multipart splitter over every chunking of real-client framings.
