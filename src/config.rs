@@ -23,7 +23,11 @@ pub const DEFAULT_MAX_DEPTH: usize = 32;
 
 /// Command line of the `dicomwebserver` binary.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "dicomwebserver", version, about = "A streaming DICOMweb (STOW-RS) server")]
+#[command(
+    name = "dicomwebserver",
+    version,
+    about = "A streaming DICOMweb (STOW-RS) server"
+)]
 pub struct Config {
     /// Address to listen on.
     #[arg(long, env = "DICOMWEB_HOST", default_value = "127.0.0.1")]
@@ -105,6 +109,8 @@ impl Config {
 
     /// The storage root; [`Config::validate`] guarantees it is set.
     pub fn storage_root(&self) -> PathBuf {
-        self.dir.clone().unwrap_or_else(|| PathBuf::from("dicomweb"))
+        self.dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("dicomweb"))
     }
 }

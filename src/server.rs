@@ -14,9 +14,9 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::store::FsStore;
 use crate::stow::outcome::PartOutcome;
 use crate::stow::routes;
-use crate::store::FsStore;
 
 /// State shared by every request.
 pub struct AppState {
@@ -54,7 +54,9 @@ impl AppState {
 
     /// Counts an upload as in flight until the guard drops.
     pub fn upload_started(&self) -> InFlight<'_> {
-        self.counters.uploads_in_flight.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .uploads_in_flight
+            .fetch_add(1, Ordering::Relaxed);
         InFlight(&self.counters.uploads_in_flight)
     }
 
@@ -89,7 +91,10 @@ pub fn router(app: Arc<AppState>) -> Router {
     Router::new()
         .route(&format!("{prefix}/status"), get(status))
         .route(&format!("{prefix}/studies"), post(routes::store_any))
-        .route(&format!("{prefix}/studies/{{study}}"), post(routes::store_in_study))
+        .route(
+            &format!("{prefix}/studies/{{study}}"),
+            post(routes::store_in_study),
+        )
         // Bodies stream through bounded buffers; their size is not limited here.
         .layer(DefaultBodyLimit::disable())
         .with_state(app)

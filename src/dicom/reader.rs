@@ -153,7 +153,10 @@ pub async fn read_part(
 
 /// Tokenizes the raw bytes until the data set ends, or until the meta group says the rest
 /// is deflated.
-async fn read_raw(driver: &mut Driver<'_, '_>, tokenizer: &mut Tokenizer) -> Result<RawEnd, ReadError> {
+async fn read_raw(
+    driver: &mut Driver<'_, '_>,
+    tokenizer: &mut Tokenizer,
+) -> Result<RawEnd, ReadError> {
     let (mut window, mut eof) = driver.raw_window(1).await?;
     loop {
         let (consumed, end) = match tokenizer.next(&window, eof)? {
@@ -249,7 +252,9 @@ async fn inflate_step(
         return Ok(true);
     }
     if used == 0 && produced == 0 && eof {
-        return Err(ReadError::Inflate("the deflate stream does not progress".into()));
+        return Err(ReadError::Inflate(
+            "the deflate stream does not progress".into(),
+        ));
     }
     Ok(false)
 }

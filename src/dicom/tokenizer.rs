@@ -44,17 +44,26 @@ pub enum Token<'a> {
     /// A primitive element; one or more `Value` tokens follow, the last with `last: true`.
     Element(ElementHeader),
     /// A chunk of the current element's or fragment's value.
-    Value { data: &'a [u8], last: bool },
+    Value {
+        data: &'a [u8],
+        last: bool,
+    },
     /// A sequence (SQ, or a CP-246 `UN` of undefined length read as implicit VR LE).
     SequenceStart(ElementHeader),
     /// An item of the current sequence.
-    ItemStart { length: Length, offset: u64 },
+    ItemStart {
+        length: Length,
+        offset: u64,
+    },
     ItemEnd,
     SequenceEnd,
     /// Encapsulated pixel data; `Fragment`s follow, the first being the basic offset table.
     PixelSequenceStart(ElementHeader),
     /// One fragment of encapsulated pixel data; `Value` tokens follow.
-    Fragment { length: u32, offset: u64 },
+    Fragment {
+        length: u32,
+        offset: u64,
+    },
     PixelSequenceEnd,
     /// The file meta group ended; the data set that follows uses this encoding.
     MetaEnd {
@@ -282,8 +291,7 @@ impl Tokenizer {
     fn meta<'a>(&mut self, input: &'a [u8], eof: bool) -> Result<Step<'a>, TokenError> {
         let at_meta_end = self.meta_end.is_some_and(|end| self.pos >= end);
         let next_group_is_meta = input.len() >= 2 && u16::from_le_bytes([input[0], input[1]]) == 2;
-        if at_meta_end || (input.len() >= 2 && !next_group_is_meta) || (input.is_empty() && eof)
-        {
+        if at_meta_end || (input.len() >= 2 && !next_group_is_meta) || (input.is_empty() && eof) {
             return self.finish_meta();
         }
         match parse_header(input, Syntax::ExplicitLittle).map_err(|kind| self.error(kind))? {
@@ -445,7 +453,12 @@ impl Tokenizer {
         Ok(())
     }
 
-    fn push(&mut self, kind: FrameKind, end: Option<u64>, syntax: Syntax) -> Result<(), TokenError> {
+    fn push(
+        &mut self,
+        kind: FrameKind,
+        end: Option<u64>,
+        syntax: Syntax,
+    ) -> Result<(), TokenError> {
         if kind != FrameKind::Item {
             if self.depth >= self.max_depth {
                 return Err(self.error(TokenErrorKind::TooDeep(self.max_depth)));

@@ -21,9 +21,9 @@ const MAX_UID_LEN: usize = 64;
 pub fn is_valid_uid(uid: &str) -> bool {
     !uid.is_empty()
         && uid.len() <= MAX_UID_LEN
-        && uid.split('.').all(|component| {
-            !component.is_empty() && component.bytes().all(|b| b.is_ascii_digit())
-        })
+        && uid
+            .split('.')
+            .all(|component| !component.is_empty() && component.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Checks one part against the route and the UID rules.
@@ -127,7 +127,17 @@ mod tests {
             assert!(is_valid_uid(good), "{good}");
         }
         let too_long = "1.".repeat(32) + "1";
-        for bad in ["", "..", "../../etc", "1..2", ".1", "1.", "1.2.abc", "1/2", &too_long] {
+        for bad in [
+            "",
+            "..",
+            "../../etc",
+            "1..2",
+            ".1",
+            "1.",
+            "1.2.abc",
+            "1/2",
+            &too_long,
+        ] {
             assert!(!is_valid_uid(bad), "{bad}");
         }
     }

@@ -92,7 +92,9 @@ impl Part10Writer {
         };
         match thread.await {
             Ok(result) => result,
-            Err(error) => Err(io::Error::other(format!("the writing thread failed: {error}"))),
+            Err(error) => Err(io::Error::other(format!(
+                "the writing thread failed: {error}"
+            ))),
         }
     }
 }

@@ -102,10 +102,11 @@ impl FsStore {
     /// Creates an empty temp file for a new instance.
     pub fn create_temp(&self) -> io::Result<(TempInstance, File)> {
         let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .tmp
-            .join(format!("{}-{n}.part", std::process::id()));
-        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+        let path = self.tmp.join(format!("{}-{n}.part", std::process::id()));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
         Ok((
             TempInstance {
                 path,

@@ -207,7 +207,10 @@ impl Splitter {
                         self.state = State::Epilogue;
                         continue;
                     }
-                    let padding = data.iter().take_while(|&&b| b == b' ' || b == b'\t').count();
+                    let padding = data
+                        .iter()
+                        .take_while(|&&b| b == b' ' || b == b'\t')
+                        .count();
                     if padding > MAX_PADDING {
                         return Err(SplitError::BadDelimiter);
                     }
@@ -296,7 +299,9 @@ fn parse_headers(block: &[u8]) -> Result<PartHeaders, SplitError> {
                 })
                 .collect(),
         }),
-        Ok(httparse::Status::Partial) => Err(SplitError::BadHeader("incomplete header block".into())),
+        Ok(httparse::Status::Partial) => {
+            Err(SplitError::BadHeader("incomplete header block".into()))
+        }
         Err(error) => Err(SplitError::BadHeader(error.to_string())),
     }
 }

@@ -55,8 +55,8 @@ impl StoreResponse {
             PartOutcome::Failed(f) => Some(f),
             PartOutcome::Stored(_) => None,
         });
-        let (failed, other): (Vec<&Failure>, Vec<&Failure>) = failures
-            .partition(|f| f.sop_class.is_some() && f.sop_instance.is_some());
+        let (failed, other): (Vec<&Failure>, Vec<&Failure>) =
+            failures.partition(|f| f.sop_class.is_some() && f.sop_instance.is_some());
 
         let mut attrs = Vec::new();
         if let Some(first) = stored.first() {
@@ -101,7 +101,9 @@ impl StoreResponse {
     /// `application/dicom+xml`.
     pub fn to_xml(&self) -> String {
         let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        out.push_str("<NativeDicomModel xmlns=\"http://dicom.nema.org/PS3.19/models/NativeDICOM\">");
+        out.push_str(
+            "<NativeDicomModel xmlns=\"http://dicom.nema.org/PS3.19/models/NativeDICOM\">",
+        );
         xml_attrs(&self.attrs, &mut out);
         out.push_str("</NativeDicomModel>\n");
         out

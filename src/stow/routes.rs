@@ -29,7 +29,11 @@ const DICOM_JSON: &str = "application/dicom+json";
 const DICOM_XML: &str = "application/dicom+xml";
 
 /// `POST {prefix}/studies`.
-pub async fn store_any(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
+pub async fn store_any(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     store_instances(app, None, headers, body).await
 }
 
@@ -41,10 +45,11 @@ pub async fn store_in_study(
     body: Body,
 ) -> Response {
     if !is_valid_uid(&study) {
-        return plain_error(
+        return refuse(
             StatusCode::BAD_REQUEST,
             format!("{study:?} in the URL is not a valid Study Instance UID"),
-        );
+        )
+        .into_response();
     }
     store_instances(app, Some(study), headers, body).await
 }
@@ -76,9 +81,9 @@ fn response_format(headers: &HeaderMap) -> Format {
     Format::Json
 }
 
-fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Response> {
+fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Refusal> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Err(plain_error(
+        return Err(refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "Content-Type is missing: send multipart/related; type=\"application/dicom\"",
         ));
@@ -87,12 +92,12 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Response> {
         .to_str()
         .ok()
         .and_then(MediaType::parse)
-        .ok_or_else(|| plain_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid Content-Type"))?;
+        .ok_or_else(|| refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid Content-Type"))?;
     match media.essence.as_str() {
         "multipart/related" => {
             if let Some(kind) = media.param("type") {
                 if !kind.eq_ignore_ascii_case(DICOM) {
-                    return Err(plain_error(
+                    return Err(refuse(
                         StatusCode::UNSUPPORTED_MEDIA_TYPE,
                         format!("multipart/related type {kind:?} is not supported: only \"application/dicom\" parts are"),
                     ));
@@ -104,24 +109,45 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Response> {
                         boundary: boundary.to_string(),
                     })
                 }
-                _ => Err(plain_error(
+                _ => Err(refuse(
                     StatusCode::BAD_REQUEST,
                     "multipart/related Content-Type has no (valid) boundary parameter",
                 )),
             }
         }
         DICOM => Ok(BodyKind::SinglePart),
-        other => Err(plain_error(
+        other => Err(refuse(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Content-Type {other:?} is not supported: send multipart/related; type=\"application/dicom\""),
         )),
     }
 }
 
-fn plain_error(status: StatusCode, message: impl Into<String>) -> Response {
-    let mut message = message.into();
-    message.push('\n');
-    (status, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], message).into_response()
+/// A request refused as a whole, before any part is read: a status and a plain-text reason.
+/// This is the one place where such refusals become responses.
+struct Refusal {
+    status: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let mut message = self.message;
+        message.push('\n');
+        (
+            self.status,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            message,
+        )
+            .into_response()
+    }
+}
+
+fn refuse(status: StatusCode, message: impl Into<String>) -> Refusal {
+    Refusal {
+        status,
+        message: message.into(),
+    }
 }
 
 async fn store_instances(
@@ -133,7 +159,7 @@ async fn store_instances(
     let format = response_format(&headers);
     let kind = match body_kind(&headers) {
         Ok(kind) => kind,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     let request_id = app.next_request_id();
     let span = tracing::info_span!("stow", request = request_id, study = route_study.as_deref());
@@ -143,7 +169,10 @@ async fn store_instances(
         .await;
     app.count_outcomes(&outcomes);
     let status = status_for(&outcomes);
-    let stored = outcomes.iter().filter(|o| matches!(o, PartOutcome::Stored(_))).count();
+    let stored = outcomes
+        .iter()
+        .filter(|o| matches!(o, PartOutcome::Stored(_)))
+        .count();
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),
@@ -207,10 +236,15 @@ impl Pump<'_> {
         if let Some(media) = content_type {
             if media.essence != DICOM {
                 self.current = None;
-                self.slots.push(Slot::Done(PartOutcome::Failed(Failure::other(
-                    reason::CANNOT_UNDERSTAND,
-                    format!("part {} is {}, not application/dicom", index + 1, media.essence),
-                ))));
+                self.slots
+                    .push(Slot::Done(PartOutcome::Failed(Failure::other(
+                        reason::CANNOT_UNDERSTAND,
+                        format!(
+                            "part {} is {}, not application/dicom",
+                            index + 1,
+                            media.essence
+                        ),
+                    ))));
                 return;
             }
         }
@@ -218,10 +252,11 @@ impl Pump<'_> {
             Ok(permit) => permit,
             Err(_) => {
                 self.current = None;
-                self.slots.push(Slot::Done(PartOutcome::Failed(Failure::other(
-                    reason::PROCESSING_FAILURE,
-                    "the server is shutting down",
-                ))));
+                self.slots
+                    .push(Slot::Done(PartOutcome::Failed(Failure::other(
+                        reason::PROCESSING_FAILURE,
+                        "the server is shutting down",
+                    ))));
                 return;
             }
         };

@@ -356,10 +356,19 @@ mod tests {
     #[tokio::test]
     async fn consume_and_take_keep_order_and_offsets() {
         let buffer = TrackableReadBuffer::new(1024);
-        buffer.push(Bytes::from_static(b"hello ")).await.expect("push");
-        buffer.push(Bytes::from_static(b"world")).await.expect("push");
+        buffer
+            .push(Bytes::from_static(b"hello "))
+            .await
+            .expect("push");
+        buffer
+            .push(Bytes::from_static(b"world"))
+            .await
+            .expect("push");
         buffer.complete();
-        assert_eq!(&buffer.front_at_least(8).expect("8 bytes")[..8], b"hello wo");
+        assert_eq!(
+            &buffer.front_at_least(8).expect("8 bytes")[..8],
+            b"hello wo"
+        );
         buffer.consume(8);
         assert_eq!(buffer.offset(), 8);
         assert_eq!(buffer.end_offset(), 11);
@@ -375,7 +384,10 @@ mod tests {
     #[tokio::test]
     async fn abort_fails_both_sides() {
         let buffer = TrackableReadBuffer::new(4);
-        buffer.push(Bytes::from_static(b"abcd")).await.expect("push");
+        buffer
+            .push(Bytes::from_static(b"abcd"))
+            .await
+            .expect("push");
         buffer.abort("gone");
         assert!(buffer.push(Bytes::from_static(b"x")).await.is_err());
         assert!(matches!(
