@@ -62,6 +62,11 @@ pub struct Config {
     #[arg(long, env = "DICOMWEB_MAX_PART_HEADER_BYTES", default_value_t = DEFAULT_MAX_PART_HEADER_BYTES)]
     pub max_part_header_bytes: usize,
 
+    /// Seconds in-flight uploads may take to finish after SIGTERM/SIGINT before they are
+    /// abandoned (their temp files removed, nothing acknowledged).
+    #[arg(long, env = "DICOMWEB_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+
     /// Deepest sequence nesting accepted in a data set.
     #[arg(long, env = "DICOMWEB_MAX_DEPTH", default_value_t = DEFAULT_MAX_DEPTH)]
     pub max_depth: usize,

@@ -5,7 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::routing::{get, post};
@@ -124,9 +124,30 @@ pub async fn run(
     });
     tracing::info!(addr = %local_addr, dir = %root.display(), "listening");
     println!("listening on http://{local_addr}");
-    axum::serve(listener, router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let drain_timeout = Duration::from_secs(app.config.shutdown_timeout_secs);
+    let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        let _ = stopping_tx.send(());
+    };
+    let serve = axum::serve(listener, router(app.clone())).with_graceful_shutdown(signal);
+    let deadline = async move {
+        if stopping_rx.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+        tokio::time::sleep(drain_timeout).await;
+    };
+    tokio::select! {
+        served = serve => served,
+        () = deadline => {
+            let abandoned = app.counters.uploads_in_flight.load(Ordering::Relaxed);
+            tracing::warn!(abandoned, "shutdown deadline passed: abandoning in-flight uploads");
+            if let Err(error) = app.store.sweep_temp() {
+                tracing::warn!(%error, "cannot remove temp files of abandoned uploads");
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

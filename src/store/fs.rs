@@ -76,23 +76,31 @@ impl FsStore {
         let tmp = root.join(TMP_DIR);
         fs::create_dir_all(root.join("studies"))?;
         fs::create_dir_all(&tmp)?;
+        let store = FsStore {
+            root: root.to_path_buf(),
+            tmp,
+            allow_overwrite,
+            next_temp: AtomicU64::new(0),
+        };
+        let swept = store.sweep_temp()?;
+        if swept > 0 {
+            tracing::info!(swept, dir = %store.tmp.display(), "removed stale temp files");
+        }
+        Ok(store)
+    }
+
+    /// Removes every temp file: at startup (left by a crash) and when shutdown abandons
+    /// uploads. Nothing in `tmp/` was ever acknowledged. Returns how many were removed.
+    pub fn sweep_temp(&self) -> io::Result<usize> {
         let mut swept = 0usize;
-        for entry in fs::read_dir(&tmp)? {
+        for entry in fs::read_dir(&self.tmp)? {
             let entry = entry?;
             if entry.file_type()?.is_file() {
                 fs::remove_file(entry.path())?;
                 swept += 1;
             }
         }
-        if swept > 0 {
-            tracing::info!(swept, dir = %tmp.display(), "removed stale temp files");
-        }
-        Ok(FsStore {
-            root: root.to_path_buf(),
-            tmp,
-            allow_overwrite,
-            next_temp: AtomicU64::new(0),
-        })
+        Ok(swept)
     }
 
     pub fn root(&self) -> &Path {

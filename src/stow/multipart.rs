@@ -64,17 +64,13 @@ pub enum SplitError {
 impl std::fmt::Display for SplitError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            SplitError::NoDelimiter => {
-                f.write_str("the body contains no multipart boundary delimiter")
-            }
+            SplitError::NoDelimiter => f.write_str("multipart body without a boundary delimiter"),
             SplitError::HeaderTooLarge(max) => {
-                write!(f, "a part's header block is larger than {max} bytes")
+                write!(f, "multipart part headers larger than {max} bytes")
             }
-            SplitError::BadHeader(why) => write!(f, "invalid part header: {why}"),
-            SplitError::BadDelimiter => {
-                f.write_str("unexpected bytes after a multipart boundary delimiter")
-            }
-            SplitError::Truncated(where_) => write!(f, "the body ended {where_}"),
+            SplitError::BadHeader(why) => write!(f, "invalid multipart part header: {why}"),
+            SplitError::BadDelimiter => f.write_str("bad bytes after a multipart delimiter"),
+            SplitError::Truncated(where_) => write!(f, "body ended {where_}"),
         }
     }
 }
@@ -152,10 +148,10 @@ impl Splitter {
                 Ok(())
             }
             State::AfterDelimiter | State::Headers => {
-                Err(SplitError::Truncated("inside a part's headers"))
+                Err(SplitError::Truncated("inside multipart part headers"))
             }
             State::Body => Err(SplitError::Truncated(
-                "inside a part, before its closing boundary delimiter",
+                "inside a part (no closing delimiter)",
             )),
             State::Preamble => Err(SplitError::NoDelimiter),
         }

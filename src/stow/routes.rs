@@ -287,13 +287,16 @@ impl Pump<'_> {
         }
     }
 
-    /// The body cannot be read further as multipart: the part in progress fails too.
+    /// The body cannot be read further. The part in progress reads what it received and then
+    /// fails with `comment` (so it is reported with its UIDs); without one, the body's failure
+    /// is reported on its own.
     fn fail_body(&mut self, comment: String) {
-        if let Some(buffer) = self.current.take() {
-            buffer.abort(comment.clone());
+        match self.current.take() {
+            Some(buffer) => buffer.truncate(comment),
+            None => self
+                .body_failures
+                .push(Failure::other(reason::CANNOT_UNDERSTAND, comment)),
         }
-        self.body_failures
-            .push(Failure::other(reason::CANNOT_UNDERSTAND, comment));
     }
 
     async fn handle(&mut self, event: SplitEvent) {
@@ -360,7 +363,7 @@ async fn ingest(
             pump.handle(event).await;
         }
         if let Err(error) = fed {
-            pump.fail_body(format!("malformed multipart body: {error}"));
+            pump.fail_body(error.to_string());
             discarding = true;
         }
     }
@@ -374,7 +377,7 @@ async fn ingest(
                     pump.handle(event).await;
                 }
                 if let Err(error) = finished {
-                    pump.fail_body(format!("malformed multipart body: {error}"));
+                    pump.fail_body(error.to_string());
                 }
             }
             None => pump.end_part(),

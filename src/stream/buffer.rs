@@ -35,7 +35,7 @@ impl std::fmt::Display for StreamError {
             StreamError::Eof { available } => {
                 write!(f, "stream ended with only {available} bytes left")
             }
-            StreamError::Aborted(reason) => write!(f, "stream aborted: {reason}"),
+            StreamError::Aborted(reason) => f.write_str(reason),
         }
     }
 }
@@ -71,6 +71,9 @@ struct State {
     end_offset: u64,
     /// The producer has pushed everything.
     complete: bool,
+    /// The producer stopped before the stream's real end (body cut off): the bytes pushed so
+    /// far stay readable, then reads fail with this reason instead of seeing a clean end.
+    truncated: Option<String>,
     /// Set once by `abort`; every later call fails with it.
     aborted: Option<String>,
     /// `n` of the consumer's pending `ensure_available`, admitted even above capacity.
@@ -142,6 +145,15 @@ impl TrackableReadBuffer {
     pub fn complete(&self) {
         let mut state = self.lock();
         state.complete = true;
+        state.wake_consumer();
+    }
+
+    /// Producer: no more bytes will come, but the stream did not reach its real end. The
+    /// consumer reads what was pushed, then fails with `reason` rather than seeing an end.
+    pub fn truncate(&self, reason: impl Into<String>) {
+        let mut state = self.lock();
+        state.complete = true;
+        state.truncated = Some(reason.into());
         state.wake_consumer();
     }
 
@@ -255,9 +267,10 @@ impl TrackableReadBuffer {
         self.lock().end_offset
     }
 
-    /// Whether the producer has pushed everything.
+    /// Whether the producer has pushed everything and the stream ends cleanly after it.
     pub fn is_complete(&self) -> bool {
-        self.lock().complete
+        let state = self.lock();
+        state.complete && state.truncated.is_none()
     }
 
     /// The reason given to [`TrackableReadBuffer::abort`], if any.
@@ -308,6 +321,11 @@ impl Future for EnsureAvailable<'_> {
         if state.unconsumed_len >= n {
             state.pending_need = 0;
             return Poll::Ready(Ok(()));
+        }
+        if let Some(reason) = &state.truncated {
+            let reason = reason.clone();
+            state.pending_need = 0;
+            return Poll::Ready(Err(StreamError::Aborted(reason)));
         }
         if state.complete {
             state.pending_need = 0;
@@ -379,6 +397,26 @@ mod tests {
         buffer.consume(3);
         let taken: Vec<u8> = buffer.take_consumed().concat();
         assert_eq!(taken, b"hello world");
+    }
+
+    #[tokio::test]
+    async fn truncated_stream_yields_its_bytes_then_fails() {
+        let buffer = TrackableReadBuffer::new(64);
+        buffer
+            .push(Bytes::from_static(b"abcd"))
+            .await
+            .expect("push");
+        buffer.truncate("cut");
+        assert!(!buffer.is_complete());
+        buffer
+            .ensure_available(4)
+            .await
+            .expect("pushed bytes stay readable");
+        buffer.consume(4);
+        assert_eq!(
+            buffer.ensure_available(1).await,
+            Err(StreamError::Aborted("cut".into()))
+        );
     }
 
     #[tokio::test]
