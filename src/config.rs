@@ -62,6 +62,17 @@ pub struct Config {
     #[arg(long, env = "DICOMWEB_MAX_PART_HEADER_BYTES", default_value_t = DEFAULT_MAX_PART_HEADER_BYTES)]
     pub max_part_header_bytes: usize,
 
+    /// Warn when a part's `ensure_available(n)` stays pending this many milliseconds, with the
+    /// stack captured at the call (15000 when the flag is given without a value).
+    #[arg(
+        long = "livelock-detect",
+        env = "TRACKABLE_STREAM_LIVELOCK_DETECT_MS",
+        value_name = "MS",
+        num_args = 0..=1,
+        default_missing_value = "15000"
+    )]
+    pub livelock_detect_ms: Option<u64>,
+
     /// Seconds in-flight uploads may take to finish after SIGTERM/SIGINT before they are
     /// abandoned (their temp files removed, nothing acknowledged).
     #[arg(long, env = "DICOMWEB_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
@@ -105,6 +116,9 @@ impl Config {
         }
         if self.max_part_header_bytes < 256 {
             return Err("--max-part-header-bytes must be at least 256".into());
+        }
+        if self.livelock_detect_ms == Some(0) {
+            return Err("--livelock-detect must be at least 1 ms".into());
         }
         if self.max_depth == 0 {
             return Err("--max-depth must be at least 1".into());

@@ -6,6 +6,7 @@
 //! visible. See ARCHITECTURE.md for the map and its invariants.
 
 pub mod config;
+pub mod diag;
 pub mod dicom;
 pub mod server;
 pub mod store;

@@ -661,7 +661,12 @@ fn implicit_vr(tag: Tag) -> VR {
         return VR::UL;
     }
     if tag.group() % 2 == 1 {
-        return VR::UN;
+        // Private creators, (gggg,0010-00FF), are LO (PS3.5 7.8.1); other private tags unknown.
+        return if (0x0010..=0x00FF).contains(&tag.element()) {
+            VR::LO
+        } else {
+            VR::UN
+        };
     }
     StandardDataDictionary
         .by_tag(tag)

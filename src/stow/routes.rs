@@ -19,10 +19,11 @@ use super::multipart::{SplitEvent, Splitter};
 use super::outcome::{reason, status_for, Failure, PartOutcome};
 use super::part::{self, PartResult};
 use super::response::StoreResponse;
+use crate::diag::watchdog::WaitContext;
 use crate::dicom::validator::is_valid_uid;
 use crate::server::AppState;
 use crate::store::sync_dirs;
-use crate::stream::TrackableReadBuffer;
+use crate::stream::{BufferOptions, TrackableReadBuffer};
 
 const DICOM: &str = "application/dicom";
 const DICOM_JSON: &str = "application/dicom+json";
@@ -164,7 +165,7 @@ async fn store_instances(
     let request_id = app.next_request_id();
     let span = tracing::info_span!("stow", request = request_id, study = route_study.as_deref());
     let _in_flight = app.upload_started();
-    let outcomes = ingest(&app, body, kind, route_study)
+    let outcomes = ingest(&app, request_id, body, kind, route_study)
         .instrument(span.clone())
         .await;
     app.count_outcomes(&outcomes);
@@ -220,6 +221,7 @@ enum Slot {
 /// State of one request's body pump.
 struct Pump<'a> {
     app: &'a Arc<AppState>,
+    request_id: u64,
     route_study: Option<String>,
     parts_in_flight: Arc<Semaphore>,
     slots: Vec<Slot>,
@@ -260,7 +262,14 @@ impl Pump<'_> {
                 return;
             }
         };
-        let buffer = TrackableReadBuffer::new(self.app.config.part_buffer_bytes);
+        let buffer = TrackableReadBuffer::with_options(BufferOptions {
+            capacity: self.app.config.part_buffer_bytes,
+            livelock_detect_ms: self.app.config.livelock_detect_ms,
+            context: WaitContext {
+                request_id: Some(self.request_id),
+                part_index: Some(index + 1),
+            },
+        });
         let task = part::spawn(
             self.app.clone(),
             buffer.clone(),
@@ -313,12 +322,14 @@ impl Pump<'_> {
 /// failures of the body itself. Stored outcomes are durable when this returns.
 async fn ingest(
     app: &Arc<AppState>,
+    request_id: u64,
     mut body: Body,
     kind: BodyKind,
     route_study: Option<String>,
 ) -> Vec<PartOutcome> {
     let mut pump = Pump {
         app,
+        request_id,
         route_study,
         parts_in_flight: Arc::new(Semaphore::new(app.config.parts_in_flight)),
         slots: Vec::new(),

@@ -17,6 +17,9 @@ use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::diag::watchdog::{watchdog, StreamProbe, StreamSnapshot, WaitContext, WaitGuard};
+use std::time::Duration;
+
 /// Why a read from the buffer could not be satisfied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamError {
@@ -52,7 +55,34 @@ pub struct TrackableReadBuffer {
 struct Shared {
     /// Bytes held (unconsumed plus consumed-but-not-taken) above which `push` waits.
     capacity: usize,
+    /// Report an `ensure_available` still pending after this long (the livelock watchdog).
+    livelock_detect: Option<Duration>,
+    /// The upload this stream belongs to, for the watchdog's reports.
+    context: WaitContext,
     state: Mutex<State>,
+}
+
+/// How a [`TrackableReadBuffer`] is set up.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BufferOptions {
+    /// Bytes held before `push` waits (see the module docs for the one exception).
+    pub capacity: usize,
+    /// When set, an `ensure_available(n)` pending longer than this many milliseconds is
+    /// reported by the watchdog with the stack captured at the call.
+    pub livelock_detect_ms: Option<u64>,
+    /// The upload the stream belongs to, named in reports.
+    pub context: WaitContext,
+}
+
+impl StreamProbe for Shared {
+    fn snapshot(&self) -> StreamSnapshot {
+        let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        StreamSnapshot {
+            offset: state.offset,
+            end_offset: state.end_offset,
+            is_complete: state.complete && state.truncated.is_none(),
+        }
+    }
 }
 
 #[derive(Default)]
@@ -106,12 +136,27 @@ impl TrackableReadBuffer {
     /// A new empty buffer that holds at most `capacity` bytes (see the module docs for the one
     /// exception).
     pub fn new(capacity: usize) -> TrackableReadBuffer {
+        TrackableReadBuffer::with_options(BufferOptions {
+            capacity,
+            ..BufferOptions::default()
+        })
+    }
+
+    /// A new empty buffer set up by `options`.
+    pub fn with_options(options: BufferOptions) -> TrackableReadBuffer {
         TrackableReadBuffer {
             shared: Arc::new(Shared {
-                capacity: capacity.max(1),
+                capacity: options.capacity.max(1),
+                livelock_detect: options.livelock_detect_ms.map(Duration::from_millis),
+                context: options.context,
                 state: Mutex::new(State::default()),
             }),
         }
+    }
+
+    /// Where the stream stands: offsets and completion.
+    pub fn snapshot(&self) -> StreamSnapshot {
+        self.shared.snapshot()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -174,7 +219,11 @@ impl TrackableReadBuffer {
     /// Consumer: waits until at least `n` unconsumed bytes are buffered. Fails with
     /// [`StreamError::Eof`] when the stream completes with fewer.
     pub fn ensure_available(&self, n: usize) -> EnsureAvailable<'_> {
-        EnsureAvailable { buffer: self, n }
+        EnsureAvailable {
+            buffer: self,
+            n,
+            wait: None,
+        }
     }
 
     /// Consumer: unconsumed bytes buffered now.
@@ -307,12 +356,34 @@ impl Future for Push<'_> {
 pub struct EnsureAvailable<'a> {
     buffer: &'a TrackableReadBuffer,
     n: usize,
+    /// Registration with the watchdog, made on the first pending poll when detection is on.
+    wait: Option<WaitGuard>,
 }
 
 impl Future for EnsureAvailable<'_> {
     type Output = Result<(), StreamError>;
 
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let ready = self.check(cx);
+        match &ready {
+            Poll::Ready(_) => self.wait = None,
+            Poll::Pending => match &self.wait {
+                Some(wait) => wait.polled(),
+                None => {
+                    if let Some(threshold) = self.buffer.shared.livelock_detect {
+                        let probe: Arc<dyn StreamProbe> = self.buffer.shared.clone();
+                        let context = self.buffer.shared.context;
+                        self.wait = Some(watchdog().register(self.n, threshold, probe, context));
+                    }
+                }
+            },
+        }
+        ready
+    }
+}
+
+impl EnsureAvailable<'_> {
+    fn check(&self, cx: &mut Context<'_>) -> Poll<Result<(), StreamError>> {
         let n = self.n;
         let mut state = self.buffer.lock();
         if let Some(reason) = &state.aborted {

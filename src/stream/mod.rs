@@ -3,4 +3,4 @@
 
 mod buffer;
 
-pub use buffer::{StreamError, TrackableReadBuffer};
+pub use buffer::{BufferOptions, StreamError, TrackableReadBuffer};
