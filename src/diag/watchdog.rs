@@ -282,7 +282,7 @@ impl Watchdog {
                 stream: wait.probe.snapshot(),
             })
             .collect();
-        pending.sort_by(|a, b| b.age.cmp(&a.age));
+        pending.sort_by_key(|wait| std::cmp::Reverse(wait.age));
         pending
     }
 
