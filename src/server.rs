@@ -7,13 +7,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::diag::uploads::Uploads;
+use crate::diag::watchdog::watchdog;
 use crate::store::FsStore;
 use crate::stow::outcome::PartOutcome;
 use crate::stow::routes;
@@ -24,6 +27,8 @@ pub struct AppState {
     pub store: FsStore,
     /// The address the server listens on (for URLs when a request has no usable Host).
     pub local_addr: SocketAddr,
+    /// Uploads in flight, for `/status` and the stack dump.
+    pub uploads: Uploads,
     started: Instant,
     counters: Counters,
 }
@@ -32,32 +37,14 @@ pub struct AppState {
 #[derive(Default)]
 struct Counters {
     requests: AtomicU64,
-    uploads_in_flight: AtomicU64,
     instances_stored: AtomicU64,
     instances_failed: AtomicU64,
-}
-
-/// Decrements the in-flight upload count when the request ends, however it ends.
-pub struct InFlight<'a>(&'a AtomicU64);
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
-    }
 }
 
 impl AppState {
     /// A new request id (also counts requests).
     pub fn next_request_id(&self) -> u64 {
         self.counters.requests.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    /// Counts an upload as in flight until the guard drops.
-    pub fn upload_started(&self) -> InFlight<'_> {
-        self.counters
-            .uploads_in_flight
-            .fetch_add(1, Ordering::Relaxed);
-        InFlight(&self.counters.uploads_in_flight)
     }
 
     pub fn count_outcomes(&self, outcomes: &[PartOutcome]) {
@@ -71,18 +58,92 @@ impl AppState {
     }
 }
 
-/// `GET {prefix}/status`: readiness and counters.
-async fn status(State(app): State<Arc<AppState>>) -> Json<serde_json::Value> {
+/// `GET {prefix}/status[?livelock][&detailed]`: readiness, counters and in-flight uploads;
+/// `livelock` adds the watchdog's recent reports, `detailed` the pending waits.
+async fn status(State(app): State<Arc<AppState>>, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
     let counters = &app.counters;
-    Json(json!({
+    let uploads: Vec<serde_json::Value> = app
+        .uploads
+        .list()
+        .iter()
+        .map(|upload| upload.to_json())
+        .collect();
+    let mut body = json!({
         "status": "ready",
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": app.started.elapsed().as_secs(),
-        "uploadsInFlight": counters.uploads_in_flight.load(Ordering::Relaxed),
-        "requests": counters.requests.load(Ordering::Relaxed),
-        "instancesStored": counters.instances_stored.load(Ordering::Relaxed),
-        "instancesFailed": counters.instances_failed.load(Ordering::Relaxed),
-    }))
+        "uploadsInFlight": uploads.len(),
+        "uploads": uploads,
+        "counters": {
+            "requests": counters.requests.load(Ordering::Relaxed),
+            "instancesStored": counters.instances_stored.load(Ordering::Relaxed),
+            "instancesFailed": counters.instances_failed.load(Ordering::Relaxed),
+            "livelockReports": watchdog().reports().len(),
+        },
+    });
+    if query_flag(&query, "livelock") {
+        body["livelock"] = livelock_json(app.config.livelock_detect_ms);
+    }
+    if query_flag(&query, "detailed") {
+        body["pendingWaits"] = watchdog()
+            .pending()
+            .iter()
+            .map(|wait| {
+                json!({
+                    "requestId": wait.context.request_id,
+                    "partIndex": wait.context.part_index,
+                    "n": wait.n,
+                    "pendingMs": u64::try_from(wait.age.as_millis()).unwrap_or(u64::MAX),
+                    "polls": wait.polls,
+                    "offset": wait.stream.offset,
+                    "endOffset": wait.stream.end_offset,
+                    "isComplete": wait.stream.is_complete,
+                })
+            })
+            .collect();
+    }
+    Json(body).into_response()
+}
+
+/// Whether `name` is set in a query string: present bare, empty, `true` or `1`.
+fn query_flag(query: &str, name: &str) -> bool {
+    query.split('&').any(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        key == name && matches!(value, "" | "true" | "1")
+    })
+}
+
+fn livelock_json(detect_ms: Option<u64>) -> serde_json::Value {
+    let reports: Vec<serde_json::Value> = watchdog()
+        .reports()
+        .iter()
+        .map(|report| {
+            let time = report
+                .time
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|since| since.as_millis())
+                .unwrap_or_default();
+            json!({
+                "requestId": report.context.request_id,
+                "partIndex": report.context.part_index,
+                "n": report.n,
+                "offset": report.stream.offset,
+                "endOffset": report.stream.end_offset,
+                "isComplete": report.stream.is_complete,
+                "polls": report.polls,
+                "pendingMs": report.pending_ms,
+                "verdict": report.verdict.describe(),
+                "stack": report.stack,
+                "timeUnixMs": time,
+            })
+        })
+        .collect();
+    json!({
+        "enabled": detect_ms.is_some(),
+        "livelockDetectMs": detect_ms,
+        "reports": reports,
+    })
 }
 
 /// The router for `app`.
@@ -119,6 +180,7 @@ pub async fn run(
         config,
         store,
         local_addr,
+        uploads: Uploads::default(),
         started: Instant::now(),
         counters: Counters::default(),
     });
@@ -130,7 +192,8 @@ pub async fn run(
         shutdown.await;
         let _ = stopping_tx.send(());
     };
-    let serve = axum::serve(listener, router(app.clone())).with_graceful_shutdown(signal);
+    let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let serve = axum::serve(listener, service).with_graceful_shutdown(signal);
     let deadline = async move {
         if stopping_rx.await.is_err() {
             std::future::pending::<()>().await;
@@ -140,7 +203,7 @@ pub async fn run(
     tokio::select! {
         served = serve => served,
         () = deadline => {
-            let abandoned = app.counters.uploads_in_flight.load(Ordering::Relaxed);
+            let abandoned = app.uploads.count();
             tracing::warn!(abandoned, "shutdown deadline passed: abandoning in-flight uploads");
             if let Err(error) = app.store.sweep_temp() {
                 tracing::warn!(%error, "cannot remove temp files of abandoned uploads");

@@ -540,6 +540,8 @@ impl Tokenizer {
         };
         let offset = self.pos;
         let value_start = offset + len as u64;
+        // The header itself (a delimiter, an undefined-length header) must fit in its parent.
+        self.check_fits(tag, offset, len as u64)?;
         let defined = (length != u32::MAX).then_some(u64::from(length));
         match self.stack.last().map(|frame| frame.kind) {
             Some(FrameKind::Sequence) => match tag {

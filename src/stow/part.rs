@@ -9,6 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::outcome::{reason, Failure, PartOutcome, Stored};
+use crate::diag::uploads::{PartPhase, PartProgress};
 use crate::dicom::tokenizer::TokenErrorKind;
 use crate::dicom::{read_part, InstanceMeta, Part10Writer, ReadError, ReadOptions, Validator};
 use crate::server::AppState;
@@ -29,6 +30,7 @@ pub struct PartResult {
 pub fn spawn(
     app: Arc<AppState>,
     buffer: TrackableReadBuffer,
+    progress: Arc<PartProgress>,
     route_study: Option<String>,
     part_index: usize,
     permit: OwnedSemaphorePermit,
@@ -36,8 +38,12 @@ pub fn spawn(
     let span = tracing::info_span!("part", index = part_index);
     tokio::spawn(
         async move {
-            let result = store_part(&app, &buffer, route_study).await;
+            let result = store_part(&app, &buffer, &progress, route_study).await;
             drop(permit);
+            progress.set_phase(match result.outcome {
+                PartOutcome::Stored(_) => PartPhase::Stored,
+                PartOutcome::Failed(_) => PartPhase::Failed,
+            });
             match &result.outcome {
                 PartOutcome::Stored(stored) => {
                     tracing::debug!(sop_instance = %stored.sop_instance, "stored");
@@ -59,6 +65,7 @@ pub fn spawn(
 async fn store_part(
     app: &Arc<AppState>,
     buffer: &TrackableReadBuffer,
+    progress: &PartProgress,
     route_study: Option<String>,
 ) -> PartResult {
     let failed = |outcome: Failure| PartResult {
@@ -89,6 +96,7 @@ async fn store_part(
         writer.cancel();
         return failed(failure_for(&meta, &error));
     }
+    progress.set_phase(PartPhase::Syncing);
     if let Err(error) = writer.finish().await {
         return failed(with_uids(
             &meta,
@@ -109,6 +117,7 @@ async fn store_part(
             "required UIDs are missing",
         ));
     };
+    progress.set_phase(PartPhase::Committing);
     let committing = app.clone();
     let (study_c, series_c, instance_c) = (study.clone(), series.clone(), instance.clone());
     let committed = tokio::task::spawn_blocking(move || {

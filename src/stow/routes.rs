@@ -3,10 +3,11 @@
 //! Instances Response once every part is durable or failed.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
@@ -19,6 +20,7 @@ use super::multipart::{SplitEvent, Splitter};
 use super::outcome::{reason, status_for, Failure, PartOutcome};
 use super::part::{self, PartResult};
 use super::response::StoreResponse;
+use crate::diag::uploads::Upload;
 use crate::diag::watchdog::WaitContext;
 use crate::dicom::validator::is_valid_uid;
 use crate::server::AppState;
@@ -32,15 +34,17 @@ const DICOM_XML: &str = "application/dicom+xml";
 /// `POST {prefix}/studies`.
 pub async fn store_any(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    store_instances(app, None, headers, body).await
+    store_instances(app, client, None, headers, body).await
 }
 
 /// `POST {prefix}/studies/{study}`.
 pub async fn store_in_study(
     State(app): State<Arc<AppState>>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Path(study): Path<String>,
     headers: HeaderMap,
     body: Body,
@@ -52,7 +56,7 @@ pub async fn store_in_study(
         )
         .into_response();
     }
-    store_instances(app, Some(study), headers, body).await
+    store_instances(app, client, Some(study), headers, body).await
 }
 
 /// How the request body is framed.
@@ -153,6 +157,7 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Refusal {
 
 async fn store_instances(
     app: Arc<AppState>,
+    client: SocketAddr,
     route_study: Option<String>,
     headers: HeaderMap,
     body: Body,
@@ -164,8 +169,12 @@ async fn store_instances(
     };
     let request_id = app.next_request_id();
     let span = tracing::info_span!("stow", request = request_id, study = route_study.as_deref());
-    let _in_flight = app.upload_started();
-    let outcomes = ingest(&app, request_id, body, kind, route_study)
+    let route = match &route_study {
+        Some(study) => format!("POST {}/studies/{study}", app.config.server_path),
+        None => format!("POST {}/studies", app.config.server_path),
+    };
+    let registration = app.uploads.start(request_id, Some(client), route);
+    let outcomes = ingest(&app, &registration.upload, body, kind, route_study)
         .instrument(span.clone())
         .await;
     app.count_outcomes(&outcomes);
@@ -221,7 +230,7 @@ enum Slot {
 /// State of one request's body pump.
 struct Pump<'a> {
     app: &'a Arc<AppState>,
-    request_id: u64,
+    upload: &'a Arc<Upload>,
     route_study: Option<String>,
     parts_in_flight: Arc<Semaphore>,
     slots: Vec<Slot>,
@@ -266,13 +275,15 @@ impl Pump<'_> {
             capacity: self.app.config.part_buffer_bytes,
             livelock_detect_ms: self.app.config.livelock_detect_ms,
             context: WaitContext {
-                request_id: Some(self.request_id),
+                request_id: Some(self.upload.id),
                 part_index: Some(index + 1),
             },
         });
+        let progress = self.upload.add_part(index + 1, buffer.clone());
         let task = part::spawn(
             self.app.clone(),
             buffer.clone(),
+            progress,
             self.route_study.clone(),
             index + 1,
             permit,
@@ -322,14 +333,14 @@ impl Pump<'_> {
 /// failures of the body itself. Stored outcomes are durable when this returns.
 async fn ingest(
     app: &Arc<AppState>,
-    request_id: u64,
+    upload: &Arc<Upload>,
     mut body: Body,
     kind: BodyKind,
     route_study: Option<String>,
 ) -> Vec<PartOutcome> {
     let mut pump = Pump {
         app,
-        request_id,
+        upload,
         route_study,
         parts_in_flight: Arc::new(Semaphore::new(app.config.parts_in_flight)),
         slots: Vec::new(),
@@ -362,6 +373,7 @@ async fn ingest(
         let Ok(chunk) = frame.into_data() else {
             continue;
         };
+        upload.received(chunk.len());
         if discarding {
             continue;
         }
