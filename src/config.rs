@@ -73,6 +73,42 @@ pub struct Config {
     )]
     pub livelock_detect_ms: Option<u64>,
 
+    /// Make SIGUSR2 write a stack dump of every thread, upload, pending wait and task to
+    /// stderr (without it SIGUSR2 only logs that dumps are disabled).
+    #[arg(
+        long = "stack-dump",
+        env = "STACK_DUMP_ENABLED",
+        action = clap::ArgAction::SetTrue,
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
+    pub stack_dump_enabled: bool,
+
+    /// Make SIGUSR2 run the sampler instead: a dump every MS milliseconds, then a summary of
+    /// the repeating paths (implies --stack-dump).
+    #[arg(long, env = "STACK_DUMP_SAMPLE_MS", value_name = "MS")]
+    pub stack_dump_sample_ms: Option<u64>,
+
+    /// How long the sampler runs.
+    #[arg(
+        long,
+        env = "STACK_DUMP_SAMPLE_DURATION_MS",
+        value_name = "MS",
+        default_value_t = 2000
+    )]
+    pub stack_dump_sample_duration_ms: u64,
+
+    /// Serve the stack dump and the sampler over HTTP on this address (`PORT` alone means
+    /// 127.0.0.1:PORT; the flag alone picks a free loopback port): `GET /debug/dump`,
+    /// `GET /debug/sample?interval_ms=200&duration_ms=2000`.
+    #[arg(
+        long = "debug-listen",
+        env = "DICOMWEB_DEBUG_LISTEN",
+        value_name = "ADDR",
+        num_args = 0..=1,
+        default_missing_value = "127.0.0.1:0"
+    )]
+    pub debug_listen: Option<String>,
+
     /// Seconds in-flight uploads may take to finish after SIGTERM/SIGINT before they are
     /// abandoned (their temp files removed, nothing acknowledged).
     #[arg(long, env = "DICOMWEB_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
@@ -117,6 +153,10 @@ impl Config {
         if self.max_part_header_bytes < 256 {
             return Err("--max-part-header-bytes must be at least 256".into());
         }
+        self.debug_addr()?;
+        if self.stack_dump_sample_ms == Some(0) {
+            return Err("STACK_DUMP_SAMPLE_MS must be at least 1".into());
+        }
         if self.livelock_detect_ms == Some(0) {
             return Err("--livelock-detect must be at least 1 ms".into());
         }
@@ -124,6 +164,20 @@ impl Config {
             return Err("--max-depth must be at least 1".into());
         }
         Ok(self)
+    }
+
+    /// The debug listener's address, if one was asked for.
+    pub fn debug_addr(&self) -> Result<Option<std::net::SocketAddr>, String> {
+        let Some(value) = &self.debug_listen else {
+            return Ok(None);
+        };
+        if let Ok(port) = value.parse::<u16>() {
+            return Ok(Some(std::net::SocketAddr::from(([127, 0, 0, 1], port))));
+        }
+        value
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("--debug-listen: {value:?} is not PORT or ADDR:PORT"))
     }
 
     /// The storage root; [`Config::validate`] guarantees it is set.

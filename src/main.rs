@@ -15,7 +15,10 @@ async fn main() -> std::process::ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+            // The stack dump is written to stderr as one block already; its tracing event is
+            // for log collectors that enable the `dicomwebserver::diag::dump` target.
+            EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| EnvFilter::new("info,dicomwebserver::diag::dump=off")),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -15,6 +15,8 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::diag;
+use crate::diag::signal::DumpSettings;
 use crate::diag::uploads::Uploads;
 use crate::diag::watchdog::watchdog;
 use crate::store::FsStore;
@@ -28,7 +30,7 @@ pub struct AppState {
     /// The address the server listens on (for URLs when a request has no usable Host).
     pub local_addr: SocketAddr,
     /// Uploads in flight, for `/status` and the stack dump.
-    pub uploads: Uploads,
+    pub uploads: Arc<Uploads>,
     started: Instant,
     counters: Counters,
 }
@@ -180,10 +182,36 @@ pub async fn run(
         config,
         store,
         local_addr,
-        uploads: Uploads::default(),
+        uploads: Arc::new(Uploads::default()),
         started: Instant::now(),
         counters: Counters::default(),
     });
+    let dump_settings = DumpSettings {
+        enabled: app.config.stack_dump_enabled || app.config.stack_dump_sample_ms.is_some(),
+        sample_interval: app.config.stack_dump_sample_ms.map(Duration::from_millis),
+        sample_duration: Duration::from_millis(app.config.stack_dump_sample_duration_ms),
+    };
+    diag::signal::listen(dump_settings, app.uploads.clone())?;
+    let debug_stop = Arc::new(tokio::sync::Notify::new());
+    if let Some(debug_addr) = app.config.debug_addr().map_err(io::Error::other)? {
+        let debug_listener = TcpListener::bind(debug_addr).await?;
+        let debug_local = debug_listener.local_addr()?;
+        if !debug_local.ip().is_loopback() {
+            tracing::warn!(addr = %debug_local, "the debug listener is not on loopback: anyone who can reach it can dump the process");
+        }
+        tracing::info!(addr = %debug_local, "debug listening");
+        println!("debug listening on http://{debug_local}");
+        let stop = debug_stop.clone();
+        let uploads = app.uploads.clone();
+        tokio::spawn(async move {
+            let stopped = async move { stop.notified().await };
+            if let Err(error) =
+                diag::http::serve(debug_listener, dump_settings, uploads, stopped).await
+            {
+                tracing::error!(%error, "the debug listener failed");
+            }
+        });
+    }
     tracing::info!(addr = %local_addr, dir = %root.display(), "listening");
     println!("listening on http://{local_addr}");
     let drain_timeout = Duration::from_secs(app.config.shutdown_timeout_secs);
@@ -200,7 +228,7 @@ pub async fn run(
         }
         tokio::time::sleep(drain_timeout).await;
     };
-    tokio::select! {
+    let result = tokio::select! {
         served = serve => served,
         () = deadline => {
             let abandoned = app.uploads.count();
@@ -210,7 +238,9 @@ pub async fn run(
             }
             Ok(())
         }
-    }
+    };
+    debug_stop.notify_one();
+    result
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -1,5 +1,11 @@
-//! Stall diagnostics: the `ensure_available` watchdog, stack capture and formatting.
+//! Stall diagnostics: where every thread, upload and task is, on demand (SIGUSR2 or the debug
+//! listener), as a sampler, and the `ensure_available` watchdog. See docs/diagnostics.md.
 
+pub mod dump;
+pub mod http;
+pub mod signal;
 pub mod stacks;
+pub mod tasks;
+pub mod threads;
 pub mod uploads;
 pub mod watchdog;

@@ -5,6 +5,7 @@ use backtrace::{Backtrace, BacktraceFrame};
 
 /// Frames from these prefixes at the top of a stack belong to the capture itself.
 const CAPTURE_PREFIXES: &[&str] = &[
+    "__restore_rt",
     "backtrace::",
     "<backtrace::",
     "dicomwebserver::diag::",
@@ -111,19 +112,18 @@ fn trim(frames: Vec<Frame>) -> Vec<Frame> {
                 .any(|prefix| frame.function.starts_with(prefix))
         })
         .unwrap_or(frames.len());
-    let mut kept: Vec<Frame> = frames[start..]
-        .iter()
-        .take_while(|frame| {
-            !RUNTIME_PREFIXES
-                .iter()
-                .any(|prefix| frame.function.starts_with(prefix))
-        })
-        .cloned()
-        .collect();
-    if kept.is_empty() {
-        kept = frames[start..].iter().take(24).cloned().collect();
+    let rest = &frames[start..];
+    let runtime_at = rest.iter().position(|frame| {
+        RUNTIME_PREFIXES
+            .iter()
+            .any(|prefix| frame.function.starts_with(prefix))
+    });
+    match runtime_at {
+        // Keep the runtime frame that called into the code above it: it says whether a
+        // worker was polling a task, parking, or driving I/O.
+        Some(at) => rest[..=at].to_vec(),
+        None => rest.iter().take(32).cloned().collect(),
     }
-    kept
 }
 
 /// Formats frames one per line, indented, for a dump or a warning.

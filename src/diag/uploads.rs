@@ -129,6 +129,7 @@ impl Upload {
                     "offset": stream.offset,
                     "endOffset": stream.end_offset,
                     "isComplete": stream.is_complete,
+                    "waitingOn": stream.waiting_on(),
                 })
             })
             .collect();
@@ -159,12 +160,13 @@ impl Upload {
         for part in lock(&self.parts).iter() {
             let stream = part.buffer.snapshot();
             out.push_str(&format!(
-                "  part {}: {} offset={} endOffset={} isComplete={}\n",
+                "  part {}: {} offset={} endOffset={} isComplete={}: {}\n",
                 part.index,
                 part.phase().name(),
                 stream.offset,
                 stream.end_offset,
-                stream.is_complete
+                stream.is_complete,
+                stream.waiting_on()
             ));
         }
         out

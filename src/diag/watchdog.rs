@@ -31,6 +31,21 @@ pub struct StreamSnapshot {
     pub offset: u64,
     pub end_offset: u64,
     pub is_complete: bool,
+    /// `n` of a pending `ensure_available(n)` (0 when the reader is not waiting).
+    pub reader_waiting_for: usize,
+    /// The producer waits for room (the reader or the disk is the bottleneck).
+    pub producer_blocked: bool,
+}
+
+impl StreamSnapshot {
+    /// What the stream waits on, in words.
+    pub fn waiting_on(&self) -> String {
+        match (self.reader_waiting_for, self.producer_blocked) {
+            (0, false) => "not waiting".into(),
+            (0, true) => "buffer full: the body pump waits for the reader or the disk".into(),
+            (n, _) => format!("reader waits in ensureAvailable({n}) for client bytes"),
+        }
+    }
 }
 
 /// Lets the watchdog read a stream's offsets without knowing its type.

@@ -14,6 +14,8 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::diag::tasks::tasks;
+
 /// Batches queued for the writing thread. Each batch is at most a buffer's worth, so the
 /// queue holds at most a few MiB per part while letting the disk and the parser overlap.
 const WRITE_QUEUE_BATCHES: usize = 4;
@@ -27,25 +29,33 @@ pub struct Part10Writer {
 }
 
 impl Part10Writer {
-    /// Starts the writing thread for `file` (opened for writing, empty).
-    pub fn start(mut file: File) -> Part10Writer {
+    /// Starts the writing thread for `file` (opened for writing, empty); it shows in dumps as
+    /// a child of task `parent`.
+    pub fn start(mut file: File, parent: Option<u64>) -> Part10Writer {
+        let task = tasks().register("Part 10 writer (blocking thread)", parent);
         let (sender, mut receiver) = mpsc::channel::<Vec<Bytes>>(WRITE_QUEUE_BATCHES);
         let cancelled = Arc::new(AtomicBool::new(false));
         let stop = cancelled.clone();
         let thread = tokio::task::spawn_blocking(move || {
+            let info = task.info();
             let mut written = 0u64;
+            info.set_state("waiting for bytes from the reader");
             while let Some(batch) = receiver.blocking_recv() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
+                info.tick();
+                info.set_state("writing");
                 for chunk in batch {
                     file.write_all(&chunk)?;
                     written += chunk.len() as u64;
                 }
+                info.set_state("waiting for bytes from the reader");
             }
             if stop.load(Ordering::Relaxed) {
                 return Err(io::Error::other("cancelled"));
             }
+            info.set_state("syncing (fdatasync)");
             file.sync_data()?;
             Ok(written)
         });

@@ -117,25 +117,25 @@ impl Splitter {
     /// Splits the next body chunk.
     pub fn feed(&mut self, chunk: Bytes, out: &mut Vec<SplitEvent>) -> Result<(), SplitError> {
         let mut rest = chunk;
-        // A partial delimiter held back in a part body: join it with just enough of the new
-        // chunk to decide, so the chunk itself is not copied.
-        while self.state == State::Body && !self.held.is_empty() && !rest.is_empty() {
-            let take = rest.len().min(self.delimiter.len());
+        // Held bytes (a partial delimiter, padding, an incomplete header block): join them
+        // with just enough of the new chunk to decide, so the chunk itself is not copied.
+        while !self.held.is_empty() && !rest.is_empty() {
+            let take = rest.len().min(self.join_len());
             let mut joint = std::mem::take(&mut self.held);
             joint.extend_from_slice(&rest[..take]);
             rest.advance(take);
             self.process(joint.freeze(), out)?;
         }
-        if rest.is_empty() {
-            return Ok(());
+        self.process(rest, out)
+    }
+
+    /// How much of a new chunk to join with held bytes: enough to decide what they are.
+    fn join_len(&self) -> usize {
+        match self.state {
+            State::Headers => self.max_header_bytes.max(self.delimiter.len()),
+            State::AfterDelimiter => MAX_PADDING + 2,
+            State::Preamble | State::Body | State::Epilogue => self.delimiter.len(),
         }
-        let data = if self.held.is_empty() {
-            rest
-        } else {
-            self.held.extend_from_slice(&rest);
-            std::mem::take(&mut self.held).freeze()
-        };
-        self.process(data, out)
     }
 
     /// The body ended: checks that it ended at a sensible place.

@@ -9,6 +9,7 @@ use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
 use super::outcome::{reason, Failure, PartOutcome, Stored};
+use crate::diag::tasks::{tasks, TaskInfo};
 use crate::diag::uploads::{PartPhase, PartProgress};
 use crate::dicom::tokenizer::TokenErrorKind;
 use crate::dicom::{read_part, InstanceMeta, Part10Writer, ReadError, ReadOptions, Validator};
@@ -33,12 +34,19 @@ pub fn spawn(
     progress: Arc<PartProgress>,
     route_study: Option<String>,
     part_index: usize,
+    request_task: u64,
     permit: OwnedSemaphorePermit,
 ) -> tokio::task::JoinHandle<PartResult> {
     let span = tracing::info_span!("part", index = part_index);
-    tokio::spawn(
+    let task = tasks().register(
+        format!("part {part_index}: DICOM reader"),
+        Some(request_task),
+    );
+    let info = task.info().clone();
+    let tracked = task.instrument(
         async move {
-            let result = store_part(&app, &buffer, &progress, route_study).await;
+            info.set_state("reading: parsing and streaming to the writer");
+            let result = store_part(&app, &buffer, &progress, &info, route_study).await;
             drop(permit);
             progress.set_phase(match result.outcome {
                 PartOutcome::Stored(_) => PartPhase::Stored,
@@ -59,13 +67,15 @@ pub fn spawn(
             result
         }
         .instrument(span),
-    )
+    );
+    tokio::spawn(tracked)
 }
 
 async fn store_part(
     app: &Arc<AppState>,
     buffer: &TrackableReadBuffer,
     progress: &PartProgress,
+    task: &TaskInfo,
     route_study: Option<String>,
 ) -> PartResult {
     let failed = |outcome: Failure| PartResult {
@@ -82,7 +92,7 @@ async fn store_part(
             ));
         }
     };
-    let mut writer = Part10Writer::start(file);
+    let mut writer = Part10Writer::start(file, Some(task.id));
     let mut validator = Validator::new(route_study);
     let options = ReadOptions {
         max_depth: app.config.max_depth,
@@ -97,6 +107,7 @@ async fn store_part(
         return failed(failure_for(&meta, &error));
     }
     progress.set_phase(PartPhase::Syncing);
+    task.set_state("waiting for the writer to sync the file");
     if let Err(error) = writer.finish().await {
         return failed(with_uids(
             &meta,
@@ -118,6 +129,7 @@ async fn store_part(
         ));
     };
     progress.set_phase(PartPhase::Committing);
+    task.set_state("committing: linking the file under its UIDs");
     let committing = app.clone();
     let (study_c, series_c, instance_c) = (study.clone(), series.clone(), instance.clone());
     let committed = tokio::task::spawn_blocking(move || {

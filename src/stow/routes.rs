@@ -20,6 +20,7 @@ use super::multipart::{SplitEvent, Splitter};
 use super::outcome::{reason, status_for, Failure, PartOutcome};
 use super::part::{self, PartResult};
 use super::response::StoreResponse;
+use crate::diag::tasks::{tasks, TaskInfo};
 use crate::diag::uploads::Upload;
 use crate::diag::watchdog::WaitContext;
 use crate::dicom::validator::is_valid_uid;
@@ -173,8 +174,21 @@ async fn store_instances(
         Some(study) => format!("POST {}/studies/{study}", app.config.server_path),
         None => format!("POST {}/studies", app.config.server_path),
     };
+    let task = tasks().register(
+        format!("request {request_id}: {route} (handler, body pump, multipart splitter)"),
+        None,
+    );
     let registration = app.uploads.start(request_id, Some(client), route);
-    let outcomes = ingest(&app, &registration.upload, body, kind, route_study)
+    let request_task = task.info().clone();
+    let outcomes = task
+        .instrument(ingest(
+            &app,
+            &registration.upload,
+            &request_task,
+            body,
+            kind,
+            route_study,
+        ))
         .instrument(span.clone())
         .await;
     app.count_outcomes(&outcomes);
@@ -231,6 +245,8 @@ enum Slot {
 struct Pump<'a> {
     app: &'a Arc<AppState>,
     upload: &'a Arc<Upload>,
+    /// The request's tracked task (its state shows in dumps).
+    task: &'a TaskInfo,
     route_study: Option<String>,
     parts_in_flight: Arc<Semaphore>,
     slots: Vec<Slot>,
@@ -259,6 +275,8 @@ impl Pump<'_> {
                 return;
             }
         }
+        self.task
+            .set_state("waiting for a free part slot (parts in flight at the limit)");
         let permit = match self.parts_in_flight.clone().acquire_owned().await {
             Ok(permit) => permit,
             Err(_) => {
@@ -286,6 +304,7 @@ impl Pump<'_> {
             progress,
             self.route_study.clone(),
             index + 1,
+            self.task.id,
             permit,
         );
         self.slots.push(Slot::Task(task));
@@ -294,6 +313,8 @@ impl Pump<'_> {
 
     async fn data(&mut self, chunk: bytes::Bytes) {
         if let Some(buffer) = &self.current {
+            self.task
+                .set_state("pushing body bytes into the part buffer (waits while it is full)");
             if buffer.push(chunk).await.is_err() {
                 // The part's reader gave up; the rest of the part is discarded.
                 self.current = None;
@@ -334,6 +355,7 @@ impl Pump<'_> {
 async fn ingest(
     app: &Arc<AppState>,
     upload: &Arc<Upload>,
+    task: &TaskInfo,
     mut body: Body,
     kind: BodyKind,
     route_study: Option<String>,
@@ -341,6 +363,7 @@ async fn ingest(
     let mut pump = Pump {
         app,
         upload,
+        task,
         route_study,
         parts_in_flight: Arc::new(Semaphore::new(app.config.parts_in_flight)),
         slots: Vec::new(),
@@ -362,6 +385,7 @@ async fn ingest(
     let mut discarding = false;
     let mut body_error = None;
     loop {
+        task.set_state("waiting for body bytes from the client");
         let frame = match body.frame().await {
             None => break,
             Some(Ok(frame)) => frame,
@@ -406,6 +430,7 @@ async fn ingest(
             None => pump.end_part(),
         }
     }
+    task.set_state("body done: waiting for parts to be stored, then syncing directories");
     finish(pump).await
 }
 

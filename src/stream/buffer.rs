@@ -81,6 +81,8 @@ impl StreamProbe for Shared {
             offset: state.offset,
             end_offset: state.end_offset,
             is_complete: state.complete && state.truncated.is_none(),
+            reader_waiting_for: state.pending_need,
+            producer_blocked: state.producer_waker.is_some(),
         }
     }
 }
