@@ -9,3 +9,6 @@ pub mod tasks;
 pub mod threads;
 pub mod uploads;
 pub mod watchdog;
+
+#[cfg(test)]
+mod diag_tests;

@@ -149,6 +149,8 @@ pub struct Watchdog {
     waits: Mutex<HashMap<u64, Wait>>,
     next_id: AtomicU64,
     reports: Mutex<VecDeque<Report>>,
+    /// Waits registered since the start (each one captured a stack).
+    registrations: AtomicU64,
     /// Smallest threshold seen, in ms: sets the scan interval.
     min_threshold_ms: AtomicU64,
     thread: Once,
@@ -161,6 +163,7 @@ pub fn watchdog() -> &'static Watchdog {
         waits: Mutex::new(HashMap::new()),
         next_id: AtomicU64::new(1),
         reports: Mutex::new(VecDeque::new()),
+        registrations: AtomicU64::new(0),
         min_threshold_ms: AtomicU64::new(u64::MAX),
         thread: Once::new(),
     })
@@ -201,6 +204,7 @@ impl Watchdog {
         context: WaitContext,
     ) -> WaitGuard {
         self.start_thread(threshold);
+        self.registrations.fetch_add(1, Ordering::Relaxed);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let polls = Arc::new(AtomicU64::new(1));
         let end_offset_at_start = probe.snapshot().end_offset;
@@ -299,6 +303,11 @@ impl Watchdog {
             .collect();
         pending.sort_by_key(|wait| std::cmp::Reverse(wait.age));
         pending
+    }
+
+    /// Waits registered (stacks captured) since the process started.
+    pub fn registrations(&self) -> u64 {
+        self.registrations.load(Ordering::Relaxed)
     }
 
     /// Number of registered waits.

@@ -222,26 +222,24 @@ fn explicit(dataset: &[u8]) -> Vec<u8> {
 
 #[test]
 fn undefined_length_sequences_and_items_nest_three_deep() {
-    check(
-        &explicit(&NESTED_THREE_DEEP),
-        r#"
-            172 SequenceStart (0008,1115) SQ U/L
-            184 ItemStart U/L
-            192 SequenceStart (0008,1140) SQ U/L
-            204 ItemStart U/L
-            212 SequenceStart (0040,A730) SQ U/L
-            224 ItemStart U/L
-            232 Element (0008,1150) UI 4 = "1.2\0"
-            244 ItemEnd
-            252 SequenceEnd
-            260 ItemEnd
-            268 SequenceEnd
-            276 ItemEnd
-            284 SequenceEnd
-            292 Element (0010,0010) PN 4 = "Doe "
-            304 End
-        "#,
-    );
+    let expect = r#"
+        172 SequenceStart (0008,1115) SQ U/L
+        184 ItemStart U/L
+        192 SequenceStart (0008,1140) SQ U/L
+        204 ItemStart U/L
+        212 SequenceStart (0040,A730) SQ U/L
+        224 ItemStart U/L
+        232 Element (0008,1150) UI 4 = "1.2\0"
+        244 ItemEnd
+        252 SequenceEnd
+        260 ItemEnd
+        268 SequenceEnd
+        276 ItemEnd
+        284 SequenceEnd
+        292 Element (0010,0010) PN 4 = "Doe "
+        304 End
+    "#;
+    check(&explicit(&NESTED_THREE_DEEP), expect);
 }
 
 #[test]
@@ -251,9 +249,15 @@ fn sequences_nested_beyond_max_depth_are_too_deep() {
         0x40, 0x00, 0x30, 0xA7, b'S', b'Q', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
     ];
     let dataset = [&NESTED_THREE_DEEP[..60], &fourth[..]].concat();
-    let expect = "172 SequenceStart (0008,1115) SQ U/L\n 184 ItemStart U/L
-        192 SequenceStart (0008,1140) SQ U/L\n 204 ItemStart U/L
-        212 SequenceStart (0040,A730) SQ U/L\n 224 ItemStart U/L\n 232 error TooDeep(3)";
+    let expect = r#"
+        172 SequenceStart (0008,1115) SQ U/L
+        184 ItemStart U/L
+        192 SequenceStart (0008,1140) SQ U/L
+        204 ItemStart U/L
+        212 SequenceStart (0040,A730) SQ U/L
+        224 ItemStart U/L
+        232 error TooDeep(3)
+    "#;
     check(&explicit(&dataset), expect);
 }
 
@@ -270,24 +274,22 @@ fn defined_length_sequences_and_items_end_where_their_lengths_say() {
         0x40, 0x00, 0x30, 0xA7, b'S', b'Q', 0, 0, 0, 0, 0, 0,              //   (0040,A730) SQ, empty
         0x10, 0x00, 0x10, 0x00, b'P', b'N', 4, 0, b'D', b'o', b'e', b' ',  // (0010,0010) PN "Doe "
     ];
-    check(
-        &explicit(&dataset),
-        r#"
-            172 SequenceStart (0008,1115) SQ 54
-            184 ItemStart 18
-            192 Element (0008,1155) UI 10 = "1.2.3.4.5\0"
-            210 ItemEnd
-            210 ItemStart 0
-            218 ItemEnd
-            218 ItemStart 12
-            226 SequenceStart (0040,A730) SQ 0
-            238 SequenceEnd
-            238 ItemEnd
-            238 SequenceEnd
-            238 Element (0010,0010) PN 4 = "Doe "
-            250 End
-        "#,
-    );
+    let expect = r#"
+        172 SequenceStart (0008,1115) SQ 54
+        184 ItemStart 18
+        192 Element (0008,1155) UI 10 = "1.2.3.4.5\0"
+        210 ItemEnd
+        210 ItemStart 0
+        218 ItemEnd
+        218 ItemStart 12
+        226 SequenceStart (0040,A730) SQ 0
+        238 SequenceEnd
+        238 ItemEnd
+        238 SequenceEnd
+        238 Element (0010,0010) PN 4 = "Doe "
+        250 End
+    "#;
+    check(&explicit(&dataset), expect);
     oracle::check_against_oracle(&explicit(&dataset), EXPLICIT_VR_LE);
 }
 
@@ -306,23 +308,21 @@ fn undefined_length_un_is_a_sequence_of_implicit_vr_items() {
         0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0,                               // sequence delimiter
         0x10, 0x00, 0x10, 0x00, b'P', b'N', 4, 0, b'D', b'o', b'e', b' ', // (0010,0010) explicit again
     ];
-    check(
-        &explicit(&dataset),
-        r#"
-            172 SequenceStart (0008,1115) UN U/L
-            184 ItemStart U/L
-            192 Element (0008,1150) UI 4 = "1.2\0"
-            204 SequenceStart (0008,1140) SQ U/L
-            212 ItemStart 0
-            220 ItemEnd
-            220 SequenceEnd
-            228 Element (0009,0010) LO 2 = "X "
-            238 ItemEnd
-            246 SequenceEnd
-            254 Element (0010,0010) PN 4 = "Doe "
-            266 End
-        "#,
-    );
+    let expect = r#"
+        172 SequenceStart (0008,1115) UN U/L
+        184 ItemStart U/L
+        192 Element (0008,1150) UI 4 = "1.2\0"
+        204 SequenceStart (0008,1140) SQ U/L
+        212 ItemStart 0
+        220 ItemEnd
+        220 SequenceEnd
+        228 Element (0009,0010) LO 2 = "X "
+        238 ItemEnd
+        246 SequenceEnd
+        254 Element (0010,0010) PN 4 = "Doe "
+        266 End
+    "#;
+    check(&explicit(&dataset), expect);
 }
 
 #[test]
@@ -333,15 +333,13 @@ fn odd_value_lengths_are_read_as_given() {
         0x10, 0x00, 0x20, 0x00, b'L', b'O', 1, 0, b'7',                // (0010,0020) LO "7", odd
         0xE0, 0x7F, 0x10, 0x00, b'O', b'B', 0, 0, 3, 0, 0, 0, 1, 2, 3, // (7FE0,0010) OB, 3 bytes
     ];
-    check(
-        &explicit(&dataset),
-        r#"
-            172 Element (0010,0010) PN 3 = "Doe"
-            183 Element (0010,0020) LO 1 = "7"
-            192 Element (7FE0,0010) OB 3 = [01, 02, 03]
-            207 End
-        "#,
-    );
+    let expect = r#"
+        172 Element (0010,0010) PN 3 = "Doe"
+        183 Element (0010,0020) LO 1 = "7"
+        192 Element (7FE0,0010) OB 3 = [01, 02, 03]
+        207 End
+    "#;
+    check(&explicit(&dataset), expect);
 }
 
 #[test]
@@ -356,19 +354,17 @@ fn implicit_data_set_labelled_explicit_is_read_as_implicit() {
         0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0,                         // sequence delimiter
         0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0, b'D', b'o', b'e', b' ', // (0010,0010) implicit, "Doe "
     ];
-    check(
-        &explicit(&dataset),
-        r#"
-            172 Element (0008,0016) UI 4 = "1.2\0"
-            184 SequenceStart (0008,1115) SQ U/L
-            192 ItemStart U/L
-            200 Element (0008,1150) UI 4 = "1.3\0"
-            212 ItemEnd
-            220 SequenceEnd
-            228 Element (0010,0010) PN 4 = "Doe "
-            240 End
-        "#,
-    );
+    let expect = r#"
+        172 Element (0008,0016) UI 4 = "1.2\0"
+        184 SequenceStart (0008,1115) SQ U/L
+        192 ItemStart U/L
+        200 Element (0008,1150) UI 4 = "1.3\0"
+        212 ItemEnd
+        220 SequenceEnd
+        228 Element (0010,0010) PN 4 = "Doe "
+        240 End
+    "#;
+    check(&explicit(&dataset), expect);
 }
 
 #[test]
@@ -379,13 +375,11 @@ fn huge_claimed_length_on_short_input_is_truncated_not_allocated() {
         b'a', b'b', b'c', b'd',                                           //  of which 4 arrive
     ];
     // The value streams through as the bytes that exist; nothing is sized from the claim.
-    check(
-        &explicit(&dataset),
-        r#"
-            172 Element (7FE0,0010) OB 4294967280 = "abcd" (incomplete)
-            188 error Truncated("value of (7FE0,0010) is missing its last 4294967276 bytes")
-        "#,
-    );
+    let expect = r#"
+        172 Element (7FE0,0010) OB 4294967280 = "abcd" (incomplete)
+        188 error Truncated("value of (7FE0,0010) is missing its last 4294967276 bytes")
+    "#;
+    check(&explicit(&dataset), expect);
 }
 
 #[test]
@@ -396,26 +390,22 @@ fn lengths_beyond_a_defined_length_parent_are_rejected() {
         0xFE, 0xFF, 0x00, 0xE0, 20, 0, 0, 0,                   //  item, 20 bytes
         0x08, 0x00, 0x50, 0x11, b'U', b'I', 24, 0,             //   (0008,1150) UI, 24 bytes
     ];
-    check(
-        &explicit(&element_beyond_item),
-        r#"
-            172 SequenceStart (0008,1115) SQ 30
-            184 ItemStart 20
-            192 error LengthBeyondParent { tag: Tag(0x0008, 0x1150), end: 224, parent_end: 212 }
-        "#,
-    );
+    let expect = r#"
+        172 SequenceStart (0008,1115) SQ 30
+        184 ItemStart 20
+        192 error LengthBeyondParent { tag: Tag(0x0008, 0x1150), end: 224, parent_end: 212 }
+    "#;
+    check(&explicit(&element_beyond_item), expect);
     #[rustfmt::skip]
     let item_beyond_sequence = [
         0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 16, 0, 0, 0, // (0008,1115) SQ, 16 bytes
         0xFE, 0xFF, 0x00, 0xE0, 20, 0, 0, 0,                   //  item, 20 bytes
     ];
-    check(
-        &explicit(&item_beyond_sequence),
-        r#"
-            172 SequenceStart (0008,1115) SQ 16
-            184 error LengthBeyondParent { tag: Tag(0xFFFE, 0xE000), end: 212, parent_end: 200 }
-        "#,
-    );
+    let expect = r#"
+        172 SequenceStart (0008,1115) SQ 16
+        184 error LengthBeyondParent { tag: Tag(0xFFFE, 0xE000), end: 212, parent_end: 200 }
+    "#;
+    check(&explicit(&item_beyond_sequence), expect);
     #[rustfmt::skip]
     let delimiter_beyond_sequence = [
         0x08, 0x00, 0x15, 0x11, b'S', b'Q', 0, 0, 12, 0, 0, 0, // (0008,1115) SQ, 12 bytes
@@ -423,14 +413,12 @@ fn lengths_beyond_a_defined_length_parent_are_rejected() {
         0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0,                    //  item delimiter, crossing the end
         0x10, 0x00, 0x10, 0x00, b'P', b'N', 2, 0, b'D', b' ',  // (0010,0010) PN "D "
     ];
-    check(
-        &explicit(&delimiter_beyond_sequence),
-        r#"
-            172 SequenceStart (0008,1115) SQ 12
-            184 ItemStart U/L
-            192 error LengthBeyondParent { tag: Tag(0xFFFE, 0xE00D), end: 200, parent_end: 196 }
-        "#,
-    );
+    let expect = r#"
+        172 SequenceStart (0008,1115) SQ 12
+        184 ItemStart U/L
+        192 error LengthBeyondParent { tag: Tag(0xFFFE, 0xE00D), end: 200, parent_end: 196 }
+    "#;
+    check(&explicit(&delimiter_beyond_sequence), expect);
 }
 
 #[test]
@@ -444,14 +432,12 @@ fn item_delimiters_outside_undefined_length_items_are_rejected() {
         0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0,                    //  item, 8 bytes
         0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0,                    //   item delimiter
     ];
-    check(
-        &explicit(&in_defined_item),
-        r#"
-            172 SequenceStart (0008,1115) SQ 16
-            184 ItemStart 8
-            192 error Unexpected("item delimiter outside an item of undefined length")
-        "#,
-    );
+    let expect = r#"
+        172 SequenceStart (0008,1115) SQ 16
+        184 ItemStart 8
+        192 error Unexpected("item delimiter outside an item of undefined length")
+    "#;
+    check(&explicit(&in_defined_item), expect);
 }
 
 #[test]
@@ -465,9 +451,9 @@ fn input_ending_inside_a_header_or_sequence_is_truncated() {
     check(
         &explicit(&NESTED_THREE_DEEP[..20]), // (0008,1115) SQ and an item, then nothing
         r#"
-            172 SequenceStart (0008,1115) SQ U/L
-            184 ItemStart U/L
-            192 error Truncated("the data set ends inside a sequence or item")
+        172 SequenceStart (0008,1115) SQ U/L
+        184 ItemStart U/L
+        192 error Truncated("the data set ends inside a sequence or item")
         "#,
     );
 }

@@ -1,0 +1,1 @@
+//! Tests of the watchdog, thread capture, task tracking and the sampler.
