@@ -6,6 +6,10 @@ pub mod http;
 pub mod signal;
 pub mod stacks;
 pub mod tasks;
+#[cfg(target_os = "linux")]
+pub mod threads;
+#[cfg(not(target_os = "linux"))]
+#[path = "threads_portable.rs"]
 pub mod threads;
 pub mod uploads;
 pub mod watchdog;
