@@ -192,6 +192,9 @@ pub async fn run(
         sample_duration: Duration::from_millis(app.config.stack_dump_sample_duration_ms),
     };
     diag::signal::listen(dump_settings, app.uploads.clone())?;
+    tracing::info!(addr = %local_addr, dir = %root.display(), "listening");
+    println!("listening on http://{local_addr}");
+    // The main `listening on` line comes first: scripts wait for it.
     let debug_stop = Arc::new(tokio::sync::Notify::new());
     if let Some(debug_addr) = app.config.debug_addr().map_err(io::Error::other)? {
         let debug_listener = TcpListener::bind(debug_addr).await?;
@@ -212,8 +215,6 @@ pub async fn run(
             }
         });
     }
-    tracing::info!(addr = %local_addr, dir = %root.display(), "listening");
-    println!("listening on http://{local_addr}");
     let drain_timeout = Duration::from_secs(app.config.shutdown_timeout_secs);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {

@@ -243,31 +243,29 @@ impl Watchdog {
 
     /// Reports every wait past its threshold that was not reported yet.
     fn scan(&self) {
-        let due: Vec<(Wait, u64)> = {
+        let due: Vec<Due> = {
             let mut waits = lock(&self.waits);
             waits
-                .iter_mut()
-                .filter(|(_, wait)| !wait.reported && wait.since.elapsed() >= wait.threshold)
-                .map(|(_, wait)| {
+                .values_mut()
+                .filter(|wait| !wait.reported && wait.since.elapsed() >= wait.threshold)
+                .map(|wait| {
                     wait.reported = true;
-                    let taken = Wait {
+                    let stream = wait.probe.snapshot();
+                    Due {
                         n: wait.n,
                         threshold: wait.threshold,
                         since: wait.since,
-                        polls: wait.polls.clone(),
+                        polls: wait.polls.load(Ordering::Relaxed),
                         stack: wait.stack.take(),
-                        probe: wait.probe.clone(),
+                        progressed: stream.end_offset != wait.end_offset_at_start,
+                        stream,
                         context: wait.context,
-                        end_offset_at_start: wait.end_offset_at_start,
-                        reported: true,
-                    };
-                    let polls = wait.polls.load(Ordering::Relaxed);
-                    (taken, polls)
+                    }
                 })
                 .collect()
         };
-        for (wait, polls) in due {
-            let report = build_report(wait, polls);
+        for due in due {
+            let report = due.into_report();
             tracing::warn!(
                 n = report.n,
                 offset = report.stream.offset,
@@ -321,29 +319,42 @@ impl Watchdog {
     }
 }
 
-fn build_report(wait: Wait, polls: u64) -> Report {
-    let stream = wait.probe.snapshot();
-    let progressed = stream.end_offset != wait.end_offset_at_start;
-    let verdict = if polls >= LIVELOCK_POLLS && !progressed {
-        Verdict::Livelock
-    } else if progressed {
-        Verdict::SlowClient
-    } else {
-        Verdict::WaitingForClient
-    };
-    let stack = wait
-        .stack
-        .map(|backtrace| format_frames(&resolve_trimmed(backtrace), "    "))
-        .unwrap_or_default();
-    Report {
-        context: wait.context,
-        n: wait.n,
-        stream,
-        polls,
-        pending_ms: u64::try_from(wait.since.elapsed().as_millis()).unwrap_or(u64::MAX),
-        threshold_ms: u64::try_from(wait.threshold.as_millis()).unwrap_or(u64::MAX),
-        verdict,
-        stack,
-        time: SystemTime::now(),
+/// A wait past its threshold, taken out of the registry's lock to be reported.
+struct Due {
+    n: usize,
+    threshold: Duration,
+    since: Instant,
+    polls: u64,
+    stack: Option<Backtrace>,
+    stream: StreamSnapshot,
+    progressed: bool,
+    context: WaitContext,
+}
+
+impl Due {
+    /// Judges the wait and resolves its stack (the slow part, done outside the lock).
+    fn into_report(self) -> Report {
+        let verdict = if self.polls >= LIVELOCK_POLLS && !self.progressed {
+            Verdict::Livelock
+        } else if self.progressed {
+            Verdict::SlowClient
+        } else {
+            Verdict::WaitingForClient
+        };
+        let stack = self
+            .stack
+            .map(|backtrace| format_frames(&resolve_trimmed(backtrace), "    "))
+            .unwrap_or_default();
+        Report {
+            context: self.context,
+            n: self.n,
+            stream: self.stream,
+            polls: self.polls,
+            pending_ms: u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX),
+            threshold_ms: u64::try_from(self.threshold.as_millis()).unwrap_or(u64::MAX),
+            verdict,
+            stack,
+            time: SystemTime::now(),
+        }
     }
 }
