@@ -45,6 +45,9 @@ pub fn spawn(
     let info = task.info().clone();
     let tracked = task.instrument(
         async move {
+            // However this task ends (a panic included), the pump must not wait on a buffer
+            // nobody reads.
+            let _release = AbortOnDrop(buffer.clone());
             info.set_state("reading: parsing and streaming to the writer");
             let result = store_part(&app, &buffer, &progress, &info, route_study).await;
             drop(permit);
@@ -69,6 +72,15 @@ pub fn spawn(
         .instrument(span),
     );
     tokio::spawn(tracked)
+}
+
+/// Aborts a part's buffer when the part task ends; a no-op for a buffer read to its end.
+struct AbortOnDrop(TrackableReadBuffer);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort("the part's reader has ended");
+    }
 }
 
 async fn store_part(
