@@ -79,16 +79,21 @@ fn bench_splitter(c: &mut Criterion) {
     let body = body();
     let (n_parts, n_bytes) = split(&body);
     assert_eq!(n_parts, N_PARTS as usize, "every part is found");
-    eprintln!("splitter: body of {} bytes, {n_parts} parts, {n_bytes} part bytes", body.len());
+    eprintln!(
+        "splitter: body of {} bytes, {n_parts} parts, {n_bytes} part bytes",
+        body.len()
+    );
     let mut group = c.benchmark_group("splitter");
     group
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(20)
         .throughput(Throughput::Bytes(body.len() as u64));
-    group.bench_with_input(BenchmarkId::from_parameter("50x512KiB"), &body, |b, body| {
-        b.iter(|| split(std::hint::black_box(body)))
-    });
+    group.bench_with_input(
+        BenchmarkId::from_parameter("50x512KiB"),
+        &body,
+        |b, body| b.iter(|| split(std::hint::black_box(body))),
+    );
     group.finish();
 }
 
@@ -136,16 +141,23 @@ fn bench_buffer(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("a current-thread runtime");
-    assert_eq!(runtime.block_on(stream_through_buffer(&chunks)), BUFFER_STREAM_BYTES);
+    assert_eq!(
+        runtime.block_on(stream_through_buffer(&chunks)),
+        BUFFER_STREAM_BYTES
+    );
     let mut group = c.benchmark_group("buffer");
     group
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
         .sample_size(20)
         .throughput(Throughput::Bytes(BUFFER_STREAM_BYTES as u64));
-    group.bench_with_input(BenchmarkId::from_parameter("64MiB-in-64KiB"), &chunks, |b, chunks| {
-        b.iter(|| runtime.block_on(stream_through_buffer(std::hint::black_box(chunks))))
-    });
+    group.bench_with_input(
+        BenchmarkId::from_parameter("64MiB-in-64KiB"),
+        &chunks,
+        |b, chunks| {
+            b.iter(|| runtime.block_on(stream_through_buffer(std::hint::black_box(chunks))))
+        },
+    );
     group.finish();
 }
 

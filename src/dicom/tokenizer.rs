@@ -109,7 +109,7 @@ impl std::fmt::Display for TokenError {
         match &self.kind {
             TokenErrorKind::NotPart10 => write!(
                 f,
-                "not a DICOM Part 10 file: no 'DICM' prefix after the 128-byte preamble"
+                "not DICOM Part 10: no DICM prefix and no file meta group"
             ),
             TokenErrorKind::Truncated(what) => write!(f, "truncated at offset {at}: {what}"),
             TokenErrorKind::InvalidVr(vr) => write!(
@@ -267,19 +267,25 @@ impl Tokenizer {
         }
     }
 
+    /// The preamble and `DICM`, or, as some clients send (dicomweb-client writes data sets
+    /// without preamble), a file meta group right at the start, optionally after `DICM`.
     fn preamble<'a>(&mut self, input: &'a [u8], eof: bool) -> Result<Step<'a>, TokenError> {
-        if input.len() < PREAMBLE_LEN {
-            if eof {
-                return Err(self.error(TokenErrorKind::NotPart10));
-            }
+        if input.len() >= PREAMBLE_LEN && &input[128..132] == b"DICM" {
+            self.state = State::Meta;
+            return Ok(self.emit(PREAMBLE_LEN, Token::Preamble));
+        }
+        if input.len() < PREAMBLE_LEN && !eof {
             return Ok(Step::NeedMore(PREAMBLE_LEN));
         }
-        if &input[128..132] != b"DICM" {
-            return Err(self.error(TokenErrorKind::NotPart10));
+        if starts_with_meta_element(input) {
+            self.state = State::Meta;
+            return self.meta(input, eof);
         }
-        self.state = State::Meta;
-        self.syntax = Syntax::ExplicitLittle;
-        Ok(self.emit(PREAMBLE_LEN, Token::Preamble))
+        if input.starts_with(b"DICM") && starts_with_meta_element(&input[4..]) {
+            self.state = State::Meta;
+            return Ok(self.emit(4, Token::Preamble));
+        }
+        Err(self.error(TokenErrorKind::NotPart10))
     }
 
     /// Like `token` for tokens that borrow nothing from the input.
@@ -655,6 +661,13 @@ impl Tokenizer {
         self.state = State::Value { remaining: length };
         Ok(self.emit(len, Token::Element(header(length))))
     }
+}
+
+/// Whether `input` opens with an explicit VR little endian element of group 0002.
+fn starts_with_meta_element(input: &[u8]) -> bool {
+    input.len() >= 6
+        && input[0..2] == [0x02, 0x00]
+        && VR::from_binary([input[4], input[5]]).is_some()
 }
 
 /// The VR of `tag` in an implicit VR data set, from the standard dictionary.

@@ -1,5 +1,5 @@
 //! Parts that are not valid DICOM: truncated, not DICOM at all, lengths beyond the part or the
-//! parent item, absurd lengths, missing preamble. Each fails alone with 0xC000 (in the Failed
+//! parent item, absurd lengths, a data set without file meta group. Each fails alone with 0xC000 (in the Failed
 //! SOP Sequence when its SOP UIDs were read, else in Other Failures), never failing the good
 //! part sent beside it, and never leaving a file behind.
 
@@ -186,16 +186,42 @@ async fn element_longer_than_its_item_fails_with_c000() {
     check(Part::dicom(&instance.bytes), Reported::Failed(&uids.sop)).await;
 }
 
-#[tokio::test]
-async fn file_without_preamble_fails_with_c000() {
+/// `instance` with its first `skip` bytes cut off (the preamble, or the preamble and `DICM`).
+fn without_prefix(skip: usize) -> Instance {
     let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
-    check(Part::dicom(&instance.bytes[128..]), Reported::Anywhere).await;
+    Instance {
+        uids: instance.uids,
+        bytes: instance.bytes[skip..].to_vec(),
+    }
 }
 
 #[tokio::test]
-async fn file_without_preamble_and_magic_fails_with_c000() {
+async fn meta_group_without_preamble_is_stored_as_received() {
+    // dicomweb-client sends data sets this way: the meta group first, no preamble, no DICM.
+    let server = TestServer::start().await;
+    let bare = without_prefix(132);
+    let magic_only = without_prefix(128);
+    store_all(&server, &[&bare, &magic_only]).await;
+    server.stop_and_check_tmp().await;
+}
+
+#[tokio::test]
+async fn data_set_without_meta_group_fails_with_c000() {
     let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
-    check(Part::dicom(&instance.bytes[132..]), Reported::Anywhere).await;
+    // Skip the preamble, DICM and the whole meta group: the part opens with group 0008.
+    let group_length = u32::from_le_bytes([
+        instance.bytes[140],
+        instance.bytes[141],
+        instance.bytes[142],
+        instance.bytes[143],
+    ]) as usize;
+    let data_set = &instance.bytes[144 + group_length..];
+    assert_eq!(
+        &data_set[..2],
+        &[0x08, 0x00],
+        "the data set starts with group 0008"
+    );
+    check(Part::dicom(data_set), Reported::Other).await;
 }
 
 #[tokio::test]

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# End-to-end STOW-RS ingest benchmark: dicomwebserver side by side with the raw sink
+# (read the body, write it, fsync: the physical limit on this machine), in one run.
+#
+# Usage (from anywhere; the shared harness is found at ../shared/bench from the repo root):
+#   benches/ingest.sh                        # full size: 2000 x 512 KiB + one 1 GiB instance
+#   N=200 HUGE_MIB=128 REPEAT=1 benches/ingest.sh   # quick run
+#
+# Environment:
+#   N          small CT instances in the corpus (default 2000)
+#   HUGE_MIB   size of the multi-frame instance in MiB (default 1024)
+#   REPEAT     repetitions of every scenario (default 3)
+#   SMALL_C    concurrency levels for the small-b50 scenario (default 1,4,8)
+#   WORK       where corpus, bodies and results go (default /tmp/dws-bench)
+#
+# Repetitions are interleaved (sink, dicomwebserver, sink, ...) so that load from other
+# processes on a shared machine hits both alike; compare the ratios, not absolute figures.
+# Everything listens on 127.0.0.1 only.
+set -euo pipefail
+
+N=${N:-2000}
+HUGE_MIB=${HUGE_MIB:-1024}
+REPEAT=${REPEAT:-3}
+SMALL_C=${SMALL_C:-1,4,8}
+WORK=${WORK:-/tmp/dws-bench}
+
+cd "$(dirname "$0")/.."
+B=../shared/bench
+[ -f "$B/stow_bench.py" ] || { echo "no harness at $B (expected ../shared/bench)" >&2; exit 1; }
+
+SINK_PORT=28080
+DWS_PORT=28090
+SINK_DIR=/tmp/bench-sink
+DWS_DIR=/tmp/bench-dws
+CORPUS=$WORK/corpus-n$N-h$HUGE_MIB
+BODIES=$WORK/bodies-n$N-h$HUGE_MIB
+STAMP=$(date +%Y%m%d-%H%M%S)
+RESULTS=$WORK/results-$STAMP.jsonl
+DETAILS=$WORK/details-$STAMP.jsonl
+mkdir -p "$WORK"
+
+step() { printf '\n== %s\n' "$*" >&2; }
+
+step "python dependencies"
+python3 -c 'import pydicom, numpy' 2>/dev/null || pip install pydicom numpy
+
+step "corpus: $N small instances, $HUGE_MIB MiB multi-frame instance in $CORPUS"
+if [ ! -f "$CORPUS/.done" ]; then
+    rm -rf "$CORPUS"
+    python3 "$B/gen_corpus.py" "$CORPUS" --n "$N" --huge-mib "$HUGE_MIB" --only small,huge
+    touch "$CORPUS/.done"
+fi
+
+step "request bodies in $BODIES"
+if [ ! -f "$BODIES/small-b50/manifest.json" ] || [ ! -f "$BODIES/huge-b1/manifest.json" ]; then
+    rm -rf "$BODIES"
+    python3 "$B/build_bodies.py" "$CORPUS/small" "$BODIES/small-b50" --batch 50
+    python3 "$B/build_bodies.py" "$CORPUS/huge" "$BODIES/huge-b1" --batch 1
+fi
+
+step "raw sink (built from a copy, ../shared is read-only)"
+mkdir -p "$WORK/sink"
+cp -r "$B/sink/Cargo.toml" "$B/sink/Cargo.lock" "$B/sink/src" "$WORK/sink/"
+(cd "$WORK/sink" && cargo build --release --quiet)
+SINK_BIN=$WORK/sink/target/release/stow-sink
+
+step "dicomwebserver (release)"
+cargo build --release --quiet --bin dicomwebserver
+DWS_BIN=$PWD/target/release/dicomwebserver
+
+SCENARIOS=(--bodies "$BODIES/small-b50:$SMALL_C" --bodies "$BODIES/huge-b1:1")
+run_sink() {
+    python3 "$B/stow_bench.py" --label sink-fsync \
+        --server-cmd "$SINK_BIN --addr 127.0.0.1:$SINK_PORT --mode file --fsync --dir $SINK_DIR" \
+        --reset-cmd "rm -rf $SINK_DIR" \
+        --ready-url "http://127.0.0.1:$SINK_PORT/stats" \
+        --url "http://127.0.0.1:$SINK_PORT/studies" \
+        "${SCENARIOS[@]}" --repeat 1 --out "$RESULTS" --details "$DETAILS"
+}
+run_dws() {
+    python3 "$B/stow_bench.py" --label dicomwebserver \
+        --server-cmd "$DWS_BIN --host 127.0.0.1 --port $DWS_PORT --dir $DWS_DIR" \
+        --reset-cmd "rm -rf $DWS_DIR" \
+        --ready-url "http://127.0.0.1:$DWS_PORT/dicomweb/status" \
+        --url "http://127.0.0.1:$DWS_PORT/dicomweb/studies" \
+        --count-cmd "find $DWS_DIR/studies -name '*.dcm' 2>/dev/null | wc -l" \
+        "${SCENARIOS[@]}" --repeat 1 --out "$RESULTS" --details "$DETAILS"
+}
+
+for rep in $(seq 1 "$REPEAT"); do
+    step "repetition $rep of $REPEAT: sink"
+    run_sink
+    step "repetition $rep of $REPEAT: dicomwebserver"
+    run_dws
+done
+rm -rf "$SINK_DIR" "$DWS_DIR"
+
+step "summary ($RESULTS)"
+python3 "$B/summarize.py" "$RESULTS"
+
+step "dicomwebserver against the sink, and the targets"
+python3 - "$RESULTS" <<'PY'
+import json, statistics, sys
+
+runs = [r for r in map(json.loads, open(sys.argv[1])) if r.get("kind") == "run"]
+by = {}
+for r in runs:
+    by.setdefault((r["scenario"], r["concurrency"]), {}).setdefault(r["label"], []).append(r)
+
+def med(rs, key):
+    xs = [r[key] for r in rs if r.get(key) is not None]
+    return statistics.median(xs) if xs else None
+
+print("| scenario | C | sink MB/s | dicomwebserver MB/s | ratio (median of per-rep ratios) "
+      "| sink CPU-s/GiB | dws CPU-s/GiB | dws peak RSS MiB (max) | all 200, all stored |")
+print("|---|---|---|---|---|---|---|---|---|")
+verdicts = []
+for (scen, c), labels in sorted(by.items()):
+    sink, dws = labels.get("sink-fsync", []), labels.get("dicomwebserver", [])
+    if not sink or not dws:
+        continue
+    # Each stow_bench invocation is one repetition: pair sink and server runs in order.
+    ratios = [d["MB_per_s"] / s["MB_per_s"] for s, d in zip(sink, dws)]
+    ratio = statistics.median(ratios)
+    ok = all(r["http_status"].keys() == {"200"} and not r.get("stow_failed")
+             and r.get("store_count_ok", True) for r in dws)
+    rss = max(r["server_peak_rss_MiB"] or 0 for r in dws)
+    print(f"| {scen} | {c} | {med(sink, 'MB_per_s'):.1f} | {med(dws, 'MB_per_s'):.1f} | "
+          f"{ratio:.2f} [{min(ratios):.2f}-{max(ratios):.2f}] | "
+          f"{med(sink, 'server_cpu_s_per_GiB'):.2f} | {med(dws, 'server_cpu_s_per_GiB'):.2f} | "
+          f"{rss:.1f} | {'yes' if ok else 'NO'} |")
+    verdicts.append(f"throughput {scen} C={c}: {ratio:.2f} of the sink, target >= 0.70: "
+                    f"{'met' if ratio >= 0.70 and ok else 'MISSED'}")
+    if scen.startswith("huge"):
+        verdicts.append(f"peak RSS receiving the huge instance: {rss:.1f} MiB, target < 64: "
+                        f"{'met' if rss < 64 else 'MISSED'}")
+    if c == 8:
+        verdicts.append(f"peak RSS with 8 concurrent uploads: {rss:.1f} MiB, target < 128: "
+                        f"{'met' if rss < 128 else 'MISSED'}")
+print()
+print("\n".join(verdicts))
+PY
+echo "results: $RESULTS; per-request details: $DETAILS" >&2
