@@ -6,7 +6,7 @@
 //! bounded, so a slow disk slows the reader, which slows the socket.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -15,6 +15,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::diag::tasks::tasks;
+
+/// Slices handed to one `writev` (Linux's IOV_MAX is 1024).
+const MAX_IO_SLICES: usize = 1024;
 
 /// Batches queued for the writing thread. Each batch is at most a buffer's worth, so the
 /// queue holds at most a few MiB per part while letting the disk and the parser overlap.
@@ -46,10 +49,7 @@ impl Part10Writer {
                 }
                 info.tick();
                 info.set_state("writing");
-                for chunk in batch {
-                    file.write_all(&chunk)?;
-                    written += chunk.len() as u64;
-                }
+                written += write_batch(&mut file, &batch)?;
                 info.set_state("waiting for bytes from the reader");
             }
             if stop.load(Ordering::Relaxed) {
@@ -107,4 +107,26 @@ impl Part10Writer {
             ))),
         }
     }
+}
+
+/// Writes a batch with vectored writes: the reader hands over one slice per token, so a
+/// batch holds many small slices that must not each cost a system call.
+fn write_batch(file: &mut File, batch: &[Bytes]) -> io::Result<u64> {
+    let mut total = 0u64;
+    for group in batch.chunks(MAX_IO_SLICES) {
+        let mut slices: Vec<IoSlice<'_>> = group.iter().map(|chunk| IoSlice::new(chunk)).collect();
+        let mut remaining: &mut [IoSlice<'_>] = &mut slices;
+        while !remaining.is_empty() {
+            let n = file.write_vectored(remaining)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "the file accepted no more bytes",
+                ));
+            }
+            total += n as u64;
+            IoSlice::advance_slices(&mut remaining, n);
+        }
+    }
+    Ok(total)
 }

@@ -28,6 +28,8 @@ pub struct FsStore {
     allow_overwrite: bool,
     /// Makes temp names unique within the process.
     next_temp: AtomicU64,
+    /// This process's id, part of temp names (read once, not per file).
+    pid: u32,
 }
 
 /// A file being written under `tmp/`; removed on drop unless committed.
@@ -81,6 +83,7 @@ impl FsStore {
             tmp,
             allow_overwrite,
             next_temp: AtomicU64::new(0),
+            pid: std::process::id(),
         };
         let swept = store.sweep_temp()?;
         if swept > 0 {
@@ -110,7 +113,7 @@ impl FsStore {
     /// Creates an empty temp file for a new instance.
     pub fn create_temp(&self) -> io::Result<(TempInstance, File)> {
         let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
-        let path = self.tmp.join(format!("{}-{n}.part", std::process::id()));
+        let path = self.tmp.join(format!("{}-{n}.part", self.pid));
         let file = OpenOptions::new()
             .write(true)
             .create_new(true)
