@@ -12,6 +12,9 @@
 #   REPEAT     repetitions of every scenario (default 3)
 #   SMALL_C    concurrency levels for the small-b50 scenario (default 1,4,8)
 #   WORK       where corpus, bodies and results go (default /tmp/dws-bench)
+#   DIAG       1 (default) also runs the server with every diagnostic enabled but idle
+#              (STACK_DUMP_ENABLED=1, TRACKABLE_STREAM_LIVELOCK_DETECT_MS=15000, a debug
+#              listener) to measure their overhead; 0 skips it
 #
 # Repetitions are interleaved (sink, dicomwebserver, sink, ...) so that load from other
 # processes on a shared machine hits both alike; compare the ratios, not absolute figures.
@@ -23,6 +26,7 @@ HUGE_MIB=${HUGE_MIB:-1024}
 REPEAT=${REPEAT:-3}
 SMALL_C=${SMALL_C:-1,4,8}
 WORK=${WORK:-/tmp/dws-bench}
+DIAG=${DIAG:-1}
 
 cd "$(dirname "$0")/.."
 B=../shared/bench
@@ -87,11 +91,26 @@ run_dws() {
         "${SCENARIOS[@]}" --repeat 1 --out "$RESULTS" --details "$DETAILS"
 }
 
+run_dws_diag() {
+    # `env` execs the server, so the PID the runner measures is the server's own.
+    python3 "$B/stow_bench.py" --label dicomwebserver+diag \
+        --server-cmd "env STACK_DUMP_ENABLED=1 TRACKABLE_STREAM_LIVELOCK_DETECT_MS=15000 $DWS_BIN --host 127.0.0.1 --port $DWS_PORT --dir $DWS_DIR --debug-listen 0" \
+        --reset-cmd "rm -rf $DWS_DIR" \
+        --ready-url "http://127.0.0.1:$DWS_PORT/dicomweb/status" \
+        --url "http://127.0.0.1:$DWS_PORT/dicomweb/studies" \
+        --count-cmd "find $DWS_DIR/studies -name '*.dcm' 2>/dev/null | wc -l" \
+        "${SCENARIOS[@]}" --repeat 1 --out "$RESULTS" --details "$DETAILS"
+}
+
 for rep in $(seq 1 "$REPEAT"); do
     step "repetition $rep of $REPEAT: sink"
     run_sink
     step "repetition $rep of $REPEAT: dicomwebserver"
     run_dws
+    if [ "$DIAG" = 1 ]; then
+        step "repetition $rep of $REPEAT: dicomwebserver with diagnostics enabled, idle"
+        run_dws_diag
+    fi
 done
 rm -rf "$SINK_DIR" "$DWS_DIR"
 
@@ -139,5 +158,22 @@ for (scen, c), labels in sorted(by.items()):
                         f"{'met' if rss < 128 else 'MISSED'}")
 print()
 print("\n".join(verdicts))
+
+# Diagnostics overhead: the same server with every diagnostic enabled but idle, per repetition.
+rows = []
+for (scen, c), labels in sorted(by.items()):
+    plain, diag = labels.get("dicomwebserver", []), labels.get("dicomwebserver+diag", [])
+    if not plain or not diag:
+        continue
+    ratios = [d["MB_per_s"] / p["MB_per_s"] for p, d in zip(plain, diag)]
+    cpu = [d["server_cpu_s_per_GiB"] / p["server_cpu_s_per_GiB"] for p, d in zip(plain, diag)]
+    rows.append(f"| {scen} | {c} | {med(plain, 'MB_per_s'):.1f} | {med(diag, 'MB_per_s'):.1f} | "
+                f"{statistics.median(ratios):.3f} [{min(ratios):.3f}-{max(ratios):.3f}] | "
+                f"{statistics.median(cpu):.3f} |")
+if rows:
+    print()
+    print("| scenario | C | dws MB/s | dws+diag MB/s | throughput ratio diag/plain | CPU-s/GiB ratio diag/plain |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
 PY
 echo "results: $RESULTS; per-request details: $DETAILS" >&2
