@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::tasks::{format_tree, tasks, TaskSnapshot};
-use super::threads::{capture_all, ThreadStack};
+use super::threads::{capture_all, current_tid, ThreadStack};
 use super::uploads::Uploads;
 use super::watchdog::watchdog;
 
@@ -124,6 +124,7 @@ pub fn dump(uploads: Option<&Uploads>, reason: &str) -> String {
 
 /// One sample of the sampler.
 struct Sample {
+    at: Instant,
     threads: Vec<ThreadStack>,
     tasks: Vec<TaskSnapshot>,
 }
@@ -137,7 +138,6 @@ pub fn sample(
 ) -> String {
     let interval = interval.max(Duration::from_millis(10));
     let count = (duration.as_millis() / interval.as_millis()).clamp(2, 1000) as usize;
-    let started = Instant::now();
     let mut out = header(
         &format!(
             "stack sampler: {count} samples every {} ms",
@@ -145,17 +145,25 @@ pub fn sample(
         ),
         reason,
     );
-    // The first capture primes CPU accounting and symbol loading; it is not a sample.
+    // The first capture primes CPU accounting and symbol loading; it is not a sample. The
+    // schedule starts after it: loading symbols can take longer than the whole sampling, and
+    // samples due during it would all be taken at once.
     let _ = capture_all();
+    let started = Instant::now();
     let mut samples = Vec::with_capacity(count);
     for index in 0..count {
         let deadline = started + interval * (index as u32 + 1);
         if let Some(wait) = deadline.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
+        // Poll counts are read first, with the time they are read at: the thread capture
+        // after them takes a few ms.
+        let task_snapshot = tasks().snapshot();
+        let at = Instant::now();
         let sample = Sample {
+            at,
             threads: capture_all(),
-            tasks: tasks().snapshot(),
+            tasks: task_snapshot,
         };
         out.push_str(&format!(
             "--- sample {} at +{} ms ---\n",
@@ -180,8 +188,7 @@ pub fn sample(
         }
         samples.push(sample);
     }
-    let elapsed = started.elapsed();
-    out.push_str(&summary(&samples, elapsed));
+    out.push_str(&summary(&samples));
     uploads_section(uploads, &mut out);
     waits_section(&mut out);
     out.push_str("===== end of stack sampler =====\n");
@@ -203,7 +210,29 @@ fn leaf_path(thread: &ThreadStack) -> String {
     }
 }
 
-fn summary(samples: &[Sample], elapsed: Duration) -> String {
+/// The function names every stack of `seen` shares, from the root (outermost frame) inward.
+fn shared_root_path<'a>(seen: &[&'a ThreadStack]) -> Vec<&'a str> {
+    let Some((first, rest)) = seen.split_first() else {
+        return Vec::new();
+    };
+    let mut shared: Vec<&str> = first
+        .frames
+        .iter()
+        .rev()
+        .map(|frame| frame.function.as_str())
+        .collect();
+    for thread in rest {
+        let common = shared
+            .iter()
+            .zip(thread.frames.iter().rev())
+            .take_while(|(name, frame)| **name == frame.function)
+            .count();
+        shared.truncate(common);
+    }
+    shared
+}
+
+fn summary(samples: &[Sample]) -> String {
     let mut out = format!("--- summary of {} samples ---\n", samples.len());
     // Identical thread stacks, counted across samples.
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
@@ -226,25 +255,38 @@ fn summary(samples: &[Sample], elapsed: Duration) -> String {
         }
     }
     let mut flagged = 0usize;
+    // The thread taking the samples is on CPU in every one of them, always in the capture.
+    let me = current_tid();
     for (tid, seen) in &by_thread {
+        if *tid == me {
+            continue;
+        }
         let every = seen.len() == samples.len();
         let hot = seen
             .iter()
             .all(|t| t.state == 'R' || t.cpu_percent >= HOT_CPU_PERCENT);
-        let same = seen
-            .windows(2)
-            .all(|w| w[0].collapsed() == w[1].collapsed());
-        if every && hot && same && !seen[0].frames.is_empty() {
+        // A loop's leaf frame differs from sample to sample (the loop body calls helpers);
+        // what repeats is the path from the thread's root down to the loop. Trimmed stacks
+        // end at the runtime's or the thread's entry frame, so a shared path of two frames or
+        // more means the same code below that entry in every sample.
+        let shared = shared_root_path(seen);
+        if every && hot && shared.len() >= 2 {
             flagged += 1;
+            let innermost: Vec<&str> = shared.iter().rev().take(4).copied().collect();
             out.push_str(&format!(
-                "HOT LOOP: thread {tid} \"{}\" is on CPU with the same stack in every sample: {}\n",
+                "HOT LOOP: thread {tid} \"{}\" is on CPU in every sample, always inside: {}\n",
                 seen[0].name,
-                leaf_path(seen[0])
+                innermost.join(" <- ")
             ));
         }
     }
     // Tasks polled fast in every interval.
-    let seconds = elapsed.as_secs_f64().max(0.001);
+    // Poll counts are compared between the first and the last sample.
+    let seconds = match (samples.first(), samples.last()) {
+        (Some(first), Some(last)) => last.at.duration_since(first.at).as_secs_f64(),
+        _ => 0.0,
+    }
+    .max(0.001);
     let mut by_task: BTreeMap<u64, Vec<&TaskSnapshot>> = BTreeMap::new();
     for sample in samples {
         for task in &sample.tasks {

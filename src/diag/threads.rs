@@ -148,7 +148,7 @@ fn capture(tid: i32) -> Option<Vec<usize>> {
     )
 }
 
-fn current_tid() -> i32 {
+pub(crate) fn current_tid() -> i32 {
     // SAFETY: gettid has no preconditions.
     unsafe { libc::syscall(libc::SYS_gettid) as i32 }
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod concurrency;
+mod diagnostics;
 mod framing;
 mod large;
 mod malformed;

@@ -63,6 +63,11 @@ impl Connection {
         }
     }
 
+    /// The client's side of the connection (how the server's `/status` names the client).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.reader.get_ref().local_addr().expect("local address")
+    }
+
     /// Writes the request line and headers (plus `Host` and `Connection: close`).
     pub async fn write_head(&mut self, method: &str, path: &str, headers: &[(&str, &str)]) {
         let addr = self.reader.get_ref().peer_addr().expect("peer address");

@@ -6,7 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
 
 use dicomwebserver::Config;
 use tokio::sync::oneshot;
@@ -171,7 +172,22 @@ pub fn assert_stored_bytes(path: &Path, expected: &[u8]) {
 pub struct BinaryServer {
     child: Option<Child>,
     pub addr: SocketAddr,
+    /// The debug listener's address, when the binary printed `debug listening on http://...`.
+    pub debug_addr: Option<SocketAddr>,
+    /// Stderr lines (ANSI colours removed), when spawned by [`BinaryServer::spawn_observed`].
+    stderr: Option<Receiver<String>>,
 }
+
+/// Variables that change logging or diagnostics: [`BinaryServer::spawn_observed`] removes them
+/// from the child's environment so that only what the test sets applies.
+const DIAGNOSTIC_ENV: [&str; 6] = [
+    "RUST_LOG",
+    "STACK_DUMP_ENABLED",
+    "STACK_DUMP_SAMPLE_MS",
+    "STACK_DUMP_SAMPLE_DURATION_MS",
+    "TRACKABLE_STREAM_LIVELOCK_DETECT_MS",
+    "DICOMWEB_DEBUG_LISTEN",
+];
 
 impl Drop for BinaryServer {
     fn drop(&mut self) {
@@ -182,41 +198,138 @@ impl Drop for BinaryServer {
     }
 }
 
+/// Sends each line of `pipe` to a channel, for the child's whole life (so it never blocks on a
+/// full pipe).
+fn forward_lines(pipe: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (sender, receiver) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            let _ = sender.send(strip_ansi(&line));
+        }
+    });
+    receiver
+}
+
+/// `line` without ANSI escape sequences (the log formatter colours levels and field names).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters, ending with a letter.
+            for next in chars.by_ref() {
+                if next.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The address after `marker` in `line`, e.g. `listening on http://127.0.0.1:5000`.
+fn address_after(line: &str, marker: &str) -> SocketAddr {
+    let start = line.find(marker).expect("the marker is in the line") + marker.len();
+    let authority = line[start..]
+        .split(|c: char| c == '/' || c.is_whitespace())
+        .next();
+    authority
+        .and_then(|text| text.parse::<SocketAddr>().ok())
+        .unwrap_or_else(|| panic!("no address in listening line {line:?}"))
+}
+
 impl BinaryServer {
     pub fn spawn(args: &[&str]) -> BinaryServer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dicomwebserver"))
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dicomwebserver"));
+        command.args(args).stderr(Stdio::null());
+        BinaryServer::start(command, false)
+    }
+
+    /// Spawns the binary with `args` and `env` (and none of [`DIAGNOSTIC_ENV`] otherwise),
+    /// keeping its stderr for [`BinaryServer::stderr_until`].
+    pub fn spawn_observed(args: &[&str], env: &[(&str, &str)]) -> BinaryServer {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_dicomwebserver"));
+        for name in DIAGNOSTIC_ENV {
+            command.env_remove(name);
+        }
+        command.args(args).envs(env.iter().copied());
+        command.stderr(Stdio::piped());
+        let debug_listener = args.iter().any(|arg| arg.starts_with("--debug-listen"))
+            || env.iter().any(|(name, _)| *name == "DICOMWEB_DEBUG_LISTEN");
+        BinaryServer::start(command, debug_listener)
+    }
+
+    /// Starts `command` and reads its `listening on` line (and, with `debug_listener`, its
+    /// `debug listening on` line too, in either order).
+    fn start(mut command: Command, debug_listener: bool) -> BinaryServer {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .expect("spawn the dicomwebserver binary");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (sender, receiver) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            // Keep draining stdout for the child's whole life so it never blocks on the pipe.
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let _ = sender.send(line);
-            }
-        });
-        let marker = "listening on http://";
-        let addr = loop {
-            let line = receiver
-                .recv_timeout(Duration::from_secs(60))
-                .expect("the binary printed its listening line");
-            if let Some(start) = line.find(marker) {
-                let rest = &line[start + marker.len()..];
-                let authority = rest.split(|c: char| c == '/' || c.is_whitespace()).next();
-                break authority
-                    .and_then(|text| text.parse::<SocketAddr>().ok())
-                    .unwrap_or_else(|| panic!("no address in listening line {line:?}"));
-            }
-        };
-        BinaryServer {
+        let stdout = forward_lines(child.stdout.take().expect("piped stdout"));
+        let stderr = child.stderr.take().map(forward_lines);
+        let mut server = BinaryServer {
             child: Some(child),
-            addr,
+            addr: SocketAddr::from(([0, 0, 0, 0], 0)),
+            debug_addr: None,
+            stderr,
+        };
+        let mut main_seen = false;
+        while !main_seen || (debug_listener && server.debug_addr.is_none()) {
+            let line = stdout
+                .recv_timeout(Duration::from_secs(60))
+                .expect("the binary printed its listening lines");
+            if line.contains("debug listening on http://") {
+                server.debug_addr = Some(address_after(&line, "debug listening on http://"));
+            } else if line.contains("listening on http://") {
+                server.addr = address_after(&line, "listening on http://");
+                main_seen = true;
+            }
         }
+        // Keep draining stdout so the child never blocks on the pipe.
+        std::thread::spawn(move || while stdout.recv().is_ok() {});
+        server
+    }
+
+    /// Reads stderr lines until one satisfies `done`, and returns every line read, that one
+    /// last. Panics, with the lines read, when none does within `timeout`.
+    pub fn stderr_until(
+        &self,
+        timeout: Duration,
+        mut done: impl FnMut(&str) -> bool,
+    ) -> Vec<String> {
+        let stderr = self
+            .stderr
+            .as_ref()
+            .expect("stderr is kept: spawn with spawn_observed");
+        let deadline = Instant::now() + timeout;
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match stderr.recv_timeout(left) {
+                Ok(line) => {
+                    let finished = done(&line);
+                    lines.push(line);
+                    if finished {
+                        return lines;
+                    }
+                }
+                Err(error) => panic!(
+                    "stderr: the expected line did not come within {timeout:?} ({error}); read:\n{}",
+                    lines.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Whether the child is still running.
+    pub fn is_running(&mut self) -> bool {
+        let child = self.child.as_mut().expect("child still owned");
+        child.try_wait().expect("query the child").is_none()
     }
 
     /// Sends a signal (e.g. "TERM") to the child with the system `kill` command.
