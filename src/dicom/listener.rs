@@ -25,11 +25,21 @@ impl Rejection {
     }
 }
 
+/// Where a token sits in the stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenContext {
+    /// Open sequences and items after the token (0 for a top-level element and its values).
+    pub nesting: usize,
+    /// Stream position right after the token: for an `Element` or `Fragment`, where its value
+    /// starts; for a `Value` chunk, where the chunk ends. Positions count the bytes of the
+    /// part, except inside a deflated data set, where they count inflated bytes.
+    pub position: u64,
+}
+
 /// Receives the tokens of one part.
 pub trait Listener: Send {
-    /// One token; `nesting` is the number of open sequences and items after it (0 for a
-    /// top-level element and its values).
-    fn on_token(&mut self, token: &Token<'_>, nesting: usize) -> Result<(), Rejection>;
+    /// One token and where it sits.
+    fn on_token(&mut self, token: &Token<'_>, at: TokenContext) -> Result<(), Rejection>;
 
     /// The stream ended cleanly.
     fn finish(&mut self) -> Result<(), Rejection> {

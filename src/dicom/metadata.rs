@@ -4,7 +4,7 @@
 use dicom_core::Tag;
 
 use super::capture::ValueCapture;
-use super::listener::{Listener, Rejection};
+use super::listener::{Listener, Rejection, TokenContext};
 use super::tokenizer::Token;
 
 pub const MEDIA_STORAGE_SOP_CLASS_UID: Tag = Tag(0x0002, 0x0002);
@@ -74,7 +74,7 @@ impl MetadataListener {
 }
 
 impl Listener for MetadataListener {
-    fn on_token(&mut self, token: &Token<'_>, nesting: usize) -> Result<(), Rejection> {
+    fn on_token(&mut self, token: &Token<'_>, at: TokenContext) -> Result<(), Rejection> {
         if let Token::MetaEnd {
             transfer_syntax, ..
         } = token
@@ -82,7 +82,7 @@ impl Listener for MetadataListener {
             self.meta.transfer_syntax = Some(transfer_syntax.clone());
             return Ok(());
         }
-        let Some(tag) = self.capture.on_token(token, nesting) else {
+        let Some(tag) = self.capture.on_token(token, at.nesting) else {
             return Ok(());
         };
         let value = self.capture.get(tag).map(str::to_string);

@@ -12,7 +12,7 @@ pub mod tokenizer;
 pub mod validator;
 pub mod writer;
 
-pub use listener::{Listener, Rejection};
+pub use listener::{Listener, Rejection, TokenContext};
 pub use metadata::{InstanceMeta, MetadataListener};
 pub use reader::{read_part, ReadError, ReadOptions};
 pub use tokenizer::{Step, Token, TokenError, Tokenizer};

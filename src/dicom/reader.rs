@@ -10,7 +10,7 @@ use std::io;
 use bytes::{Buf, Bytes};
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::listener::{Listener, Rejection};
+use super::listener::{Listener, Rejection, TokenContext};
 use super::tokenizer::{Step, Token, TokenError, Tokenizer};
 use super::writer::Part10Writer;
 use crate::stream::{StreamError, TrackableReadBuffer};
@@ -111,9 +111,13 @@ impl Driver<'_, '_> {
         (window, eof)
     }
 
-    fn dispatch(&mut self, token: &Token<'_>, nesting: usize) -> Result<(), Rejection> {
+    fn dispatch(&mut self, token: &Token<'_>, tokenizer: &Tokenizer) -> Result<(), Rejection> {
+        let at = TokenContext {
+            nesting: tokenizer.nesting(),
+            position: tokenizer.position(),
+        };
         for listener in self.listeners.iter_mut() {
-            listener.on_token(token, nesting)?;
+            listener.on_token(token, at)?;
         }
         Ok(())
     }
@@ -170,7 +174,7 @@ async fn read_raw(
                     Token::MetaEnd { encoding, .. } if encoding.deflated => Some(RawEnd::Deflated),
                     _ => None,
                 };
-                driver.dispatch(&token, tokenizer.nesting())?;
+                driver.dispatch(&token, tokenizer)?;
                 (consumed, end)
             }
         };
@@ -208,7 +212,7 @@ async fn read_deflated(
             }
             Step::Token { consumed, token } => {
                 let end = matches!(token, Token::End);
-                driver.dispatch(&token, tokenizer.nesting())?;
+                driver.dispatch(&token, tokenizer)?;
                 if end {
                     break;
                 }

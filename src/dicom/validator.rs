@@ -4,7 +4,7 @@
 //! Instance UIDs are present and agree with the file meta group, and every UID that becomes a
 //! path component is well formed.
 
-use super::listener::{Listener, Rejection};
+use super::listener::{Listener, Rejection, TokenContext};
 use super::metadata::{InstanceMeta, MetadataListener};
 use super::tokenizer::Token;
 
@@ -76,9 +76,9 @@ fn require(value: &Option<String>, name: &str) -> Result<(), Rejection> {
 }
 
 impl Listener for Validator {
-    fn on_token(&mut self, token: &Token<'_>, nesting: usize) -> Result<(), Rejection> {
-        self.metadata.on_token(token, nesting)?;
-        if matches!(token, Token::Value { last: true, .. }) && nesting == 0 {
+    fn on_token(&mut self, token: &Token<'_>, at: TokenContext) -> Result<(), Rejection> {
+        self.metadata.on_token(token, at)?;
+        if matches!(token, Token::Value { last: true, .. }) && at.nesting == 0 {
             self.check_study()?;
         }
         Ok(())
