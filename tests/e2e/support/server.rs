@@ -1,6 +1,7 @@
 //! Starting the server for a test: in-process through the library (`server::run` on
 //! 127.0.0.1:0 with a fresh temporary storage root), or as the real binary whose `listening`
-//! line gives the port. Also the storage checks every test shares (stored files, empty tmp/).
+//! line gives the port (and whose stderr the diagnostics tests read). Also the storage checks
+//! every test shares (stored files, empty tmp/).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
