@@ -8,9 +8,13 @@
 pub mod config;
 pub mod diag;
 pub mod dicom;
+pub mod index;
+pub mod qido;
+pub mod refusal;
 pub mod server;
 pub mod store;
 pub mod stow;
 pub mod stream;
+pub mod wado;
 
 pub use config::Config;

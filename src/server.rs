@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,14 +20,20 @@ use crate::diag;
 use crate::diag::signal::DumpSettings;
 use crate::diag::uploads::Uploads;
 use crate::diag::watchdog::watchdog;
+use crate::index::sqlite::SqliteIndex;
+use crate::index::Index;
+use crate::qido::routes as qido;
 use crate::store::FsStore;
 use crate::stow::outcome::PartOutcome;
 use crate::stow::routes;
+use crate::wado::routes as wado;
 
 /// State shared by every request.
 pub struct AppState {
     pub config: Config,
     pub store: FsStore,
+    /// What QIDO-RS searches and WADO-RS looks up; written by the STOW group commit.
+    pub index: Arc<dyn Index>,
     /// The address the server listens on (for URLs when a request has no usable Host).
     pub local_addr: SocketAddr,
     /// Uploads in flight, for `/status` and the stack dump.
@@ -58,6 +65,22 @@ impl AppState {
             counter.fetch_add(1, Ordering::Relaxed);
         }
     }
+}
+
+/// `http://host{prefix}` from the request's Host header (when it is a plain host name),
+/// else from the listening address.
+pub fn base_url(app: &AppState, headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| app.local_addr.to_string());
+    format!("http://{host}{}", app.config.server_path)
 }
 
 /// `GET {prefix}/status[?livelock][&detailed]`: readiness, counters and in-flight uploads;
@@ -153,10 +176,55 @@ pub fn router(app: Arc<AppState>) -> Router {
     let prefix = app.config.server_path.clone();
     Router::new()
         .route(&format!("{prefix}/status"), get(status))
-        .route(&format!("{prefix}/studies"), post(routes::store_any))
+        .route(
+            &format!("{prefix}/studies"),
+            post(routes::store_any).get(qido::studies),
+        )
         .route(
             &format!("{prefix}/studies/{{study}}"),
-            post(routes::store_in_study),
+            post(routes::store_in_study).get(wado::study),
+        )
+        .route(
+            &format!("{prefix}/studies/{{study}}/metadata"),
+            get(wado::study_metadata),
+        )
+        .route(
+            &format!("{prefix}/studies/{{study}}/series/{{series}}"),
+            get(wado::series),
+        )
+        .route(
+            &format!("{prefix}/studies/{{study}}/series/{{series}}/metadata"),
+            get(wado::series_metadata),
+        )
+        .route(
+            &format!("{prefix}/studies/{{study}}/series/{{series}}/instances/{{instance}}"),
+            get(wado::instance),
+        )
+        .route(
+            &format!("{prefix}/studies/{{study}}/series/{{series}}/instances/{{instance}}/metadata"),
+            get(wado::instance_metadata),
+        )
+        .route(
+            &format!("{prefix}/studies/{{study}}/series/{{series}}/instances/{{instance}}/frames/{{frames}}"),
+            get(wado::frames),
+        )
+        .route(
+            &format!("{prefix}/studies/{{study}}/series/{{series}}/instances/{{instance}}/bulk/{{*path}}"),
+            get(wado::bulk),
+        )
+        .route(&format!("{prefix}/series"), get(qido::all_series))
+        .route(&format!("{prefix}/instances"), get(qido::all_instances))
+        .route(
+            &format!("{prefix}/studies/{{study}}/series"),
+            get(qido::study_series),
+        )
+        .route(
+            &format!("{prefix}/studies/{{study}}/instances"),
+            get(qido::study_instances),
+        )
+        .route(
+            &format!("{prefix}/studies/{{study}}/series/{{series}}/instances"),
+            get(qido::series_instances),
         )
         // Bodies stream through bounded buffers; their size is not limited here.
         .layer(DefaultBodyLimit::disable())
@@ -177,10 +245,19 @@ pub async fn run(
             format!("cannot open the storage root {}: {error}", root.display()),
         )
     })?;
+    let index = SqliteIndex::open(&root).map_err(io::Error::other)?;
+    let removed = index.abandon(None, &root).map_err(io::Error::other)?;
+    if removed > 0 {
+        tracing::warn!(
+            removed,
+            "removed instances of uploads interrupted before they were acknowledged"
+        );
+    }
     let local_addr = listener.local_addr()?;
     let app = Arc::new(AppState {
         config,
         store,
+        index: Arc::new(index),
         local_addr,
         uploads: Arc::new(Uploads::default()),
         started: Instant::now(),

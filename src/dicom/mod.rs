@@ -4,11 +4,15 @@
 //! Nothing here knows about HTTP: this module never imports axum or hyper.
 
 pub mod capture;
+pub mod json;
+mod json_frames;
+mod json_values;
 pub mod listener;
 pub mod metadata;
 pub mod reader;
 pub mod syntax;
 pub mod tokenizer;
+pub mod transcode;
 pub mod validator;
 pub mod writer;
 
@@ -20,4 +24,8 @@ pub use validator::Validator;
 pub use writer::Part10Writer;
 
 #[cfg(test)]
+mod json_tests;
+#[cfg(test)]
 mod tokenizer_tests;
+#[cfg(test)]
+mod transcode_tests;

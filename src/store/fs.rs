@@ -146,6 +146,14 @@ impl FsStore {
         )
     }
 
+    /// The final path of an instance relative to the root (as the index records it), or
+    /// `None` if a UID is not valid.
+    pub fn relative_path(&self, key: InstanceKey<'_>) -> Option<String> {
+        let path = self.instance_path(key)?;
+        let relative = path.strip_prefix(&self.root).ok()?;
+        Some(relative.to_string_lossy().into_owned())
+    }
+
     /// Makes a synced temp file visible under its final name. Directories that must be synced
     /// for the new entry to be durable are added to `dirty_dirs`. Blocking: call from a
     /// blocking thread.

@@ -1,29 +1,39 @@
 //! One part of a STOW-RS request, from its buffer to a committed file: read and validate it,
 //! write it to a temp file, sync, and commit it under its UIDs.
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::Instrument;
 
-use super::outcome::{reason, Failure, PartOutcome, Stored};
+use super::outcome::{reason, Failure, Stored};
 use crate::diag::tasks::{tasks, TaskInfo};
 use crate::diag::uploads::{PartPhase, PartProgress};
+use crate::dicom::json::{JsonListener, JsonOptions};
 use crate::dicom::tokenizer::TokenErrorKind;
 use crate::dicom::{read_part, InstanceMeta, Part10Writer, ReadError, ReadOptions, Validator};
+use crate::index::layout::layout_json;
+use crate::index::record::indexed_values;
+use crate::index::InstanceRecord;
 use crate::server::AppState;
-use crate::store::{CommitOutcome, InstanceKey};
+use crate::store::{InstanceKey, TempInstance};
 use crate::stream::{StreamError, TrackableReadBuffer};
 
 /// Consumed bytes handed to the writer in one batch when the reader is not waiting anyway.
 const WRITE_BATCH_BYTES: usize = 256 * 1024;
 
-/// The outcome of a part and the directories that must be synced before it is acknowledged.
-pub struct PartResult {
-    pub outcome: PartOutcome,
-    pub dirty_dirs: BTreeSet<PathBuf>,
+/// What a part task produced: an instance synced in its temp file and ready to be committed
+/// with the rest of the request, or a failure.
+pub enum PartResult {
+    Prepared(Box<Prepared>),
+    Failed(Failure),
+}
+
+/// An instance read, validated and synced under `tmp/`, not yet visible.
+pub struct Prepared {
+    pub temp: TempInstance,
+    pub stored: Stored,
+    pub record: InstanceRecord,
 }
 
 /// Spawns the task that stores the part arriving in `buffer`. The permit bounds the parts of
@@ -51,15 +61,13 @@ pub fn spawn(
             info.set_state("reading: parsing and streaming to the writer");
             let result = store_part(&app, &buffer, &progress, &info, route_study).await;
             drop(permit);
-            progress.set_phase(match result.outcome {
-                PartOutcome::Stored(_) => PartPhase::Stored,
-                PartOutcome::Failed(_) => PartPhase::Failed,
-            });
-            match &result.outcome {
-                PartOutcome::Stored(stored) => {
-                    tracing::debug!(sop_instance = %stored.sop_instance, "stored");
+            match &result {
+                PartResult::Prepared(prepared) => {
+                    progress.set_phase(PartPhase::Committing);
+                    tracing::debug!(sop_instance = %prepared.stored.sop_instance, "prepared");
                 }
-                PartOutcome::Failed(failure) => {
+                PartResult::Failed(failure) => {
+                    progress.set_phase(PartPhase::Failed);
                     tracing::info!(
                         reason = format_args!("{:#06X}", failure.reason),
                         comment = %failure.comment,
@@ -90,15 +98,11 @@ async fn store_part(
     task: &TaskInfo,
     route_study: Option<String>,
 ) -> PartResult {
-    let failed = |outcome: Failure| PartResult {
-        outcome: PartOutcome::Failed(outcome),
-        dirty_dirs: BTreeSet::new(),
-    };
     let (temp, file) = match app.store.create_temp() {
         Ok(created) => created,
         Err(error) => {
             buffer.abort("no temp file");
-            return failed(Failure::other(
+            return PartResult::Failed(Failure::other(
                 reason::OUT_OF_RESOURCES,
                 format!("cannot create a temp file: {error}"),
             ));
@@ -106,27 +110,37 @@ async fn store_part(
     };
     let mut writer = Part10Writer::start(file, Some(task.id));
     let mut validator = Validator::new(route_study);
+    let mut json = JsonListener::new(JsonOptions::default());
     let options = ReadOptions {
         max_depth: app.config.max_depth,
         flush_bytes: WRITE_BATCH_BYTES,
     };
-    let read = read_part(buffer, &mut [&mut validator], &mut writer, options).await;
+    let read = read_part(
+        buffer,
+        &mut [&mut validator, &mut json],
+        &mut writer,
+        options,
+    )
+    .await;
     let meta = validator.meta().clone();
     if let Err(error) = read {
         // The producer discards the rest of this part; the temp file goes with `temp`.
         buffer.abort(error.to_string());
         writer.cancel();
-        return failed(failure_for(&meta, &error));
+        return PartResult::Failed(failure_for(&meta, &error));
     }
     progress.set_phase(PartPhase::Syncing);
     task.set_state("waiting for the writer to sync the file");
-    if let Err(error) = writer.finish().await {
-        return failed(with_uids(
-            &meta,
-            reason::OUT_OF_RESOURCES,
-            format!("cannot write the instance: {error}"),
-        ));
-    }
+    let size = match writer.finish().await {
+        Ok(size) => size,
+        Err(error) => {
+            return PartResult::Failed(with_uids(
+                &meta,
+                reason::OUT_OF_RESOURCES,
+                format!("cannot write the instance: {error}"),
+            ))
+        }
+    };
     // The validator guarantees these UIDs exist and are valid once the read succeeded.
     let (Some(study), Some(series), Some(instance), Some(class)) = (
         meta.study.clone(),
@@ -134,55 +148,44 @@ async fn store_part(
         meta.sop_instance.clone(),
         meta.sop_class.clone(),
     ) else {
-        return failed(with_uids(
+        return PartResult::Failed(with_uids(
             &meta,
             reason::INVALID_DATASET,
             "required UIDs are missing",
         ));
     };
-    progress.set_phase(PartPhase::Committing);
-    task.set_state("committing: linking the file under its UIDs");
-    let committing = app.clone();
-    let (study_c, series_c, instance_c) = (study.clone(), series.clone(), instance.clone());
-    let committed = tokio::task::spawn_blocking(move || {
-        let mut dirty_dirs = BTreeSet::new();
-        let key = InstanceKey {
-            study: &study_c,
-            series: &series_c,
-            instance: &instance_c,
-        };
-        committing
-            .store
-            .commit(temp, key, &mut dirty_dirs)
-            .map(|outcome| (outcome, dirty_dirs))
-    })
-    .await;
-    match committed {
-        Ok(Ok((CommitOutcome::Stored | CommitOutcome::AlreadyStored, dirty_dirs))) => PartResult {
-            outcome: PartOutcome::Stored(Stored {
-                sop_class: class,
-                sop_instance: instance,
-                study,
-                series,
-            }),
-            dirty_dirs,
+    let key = InstanceKey {
+        study: &study,
+        series: &series,
+        instance: &instance,
+    };
+    let Some(path) = app.store.relative_path(key) else {
+        return PartResult::Failed(with_uids(&meta, reason::INVALID_DATASET, "invalid UIDs"));
+    };
+    let instance_json = json.into_result();
+    let record = InstanceRecord {
+        study_uid: study.clone(),
+        series_uid: series.clone(),
+        sop_uid: instance.clone(),
+        sop_class_uid: class.clone(),
+        transfer_syntax: meta.transfer_syntax.clone().unwrap_or_default(),
+        path,
+        size,
+        values: indexed_values(&instance_json.dataset),
+        layout_json: layout_json(&instance_json),
+        metadata_json: serde_json::Value::Object(instance_json.dataset).to_string(),
+    };
+    task.set_state("prepared: waiting for the request's group commit");
+    PartResult::Prepared(Box::new(Prepared {
+        temp,
+        stored: Stored {
+            sop_class: class,
+            sop_instance: instance,
+            study,
+            series,
         },
-        Ok(Ok((CommitOutcome::Conflict, _))) => failed(with_uids(
-            &meta,
-            reason::DUPLICATE_SOP_INSTANCE,
-            "an instance with this SOP Instance UID and different content is already stored",
-        )),
-        Ok(Err(error)) => failed(with_uids(
-            &meta,
-            reason::OUT_OF_RESOURCES,
-            format!("cannot store the instance: {error}"),
-        )),
-        Err(error) => failed(with_uids(
-            &meta,
-            reason::PROCESSING_FAILURE,
-            format!("storing the instance failed: {error}"),
-        )),
-    }
+        record,
+    }))
 }
 
 fn with_uids(meta: &InstanceMeta, reason: u16, comment: impl Into<String>) -> Failure {

@@ -2,7 +2,6 @@
 //! the body through the multipart splitter into per-part buffers, and answer with the Store
 //! Instances Response once every part is durable or failed.
 
-use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -15,6 +14,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 
+use super::commit::{commit, Ready};
 use super::content_type::{accepted, MediaType};
 use super::multipart::{SplitEvent, Splitter};
 use super::outcome::{reason, status_for, Failure, PartOutcome};
@@ -24,8 +24,8 @@ use crate::diag::tasks::{tasks, TaskInfo};
 use crate::diag::uploads::Upload;
 use crate::diag::watchdog::WaitContext;
 use crate::dicom::validator::is_valid_uid;
-use crate::server::AppState;
-use crate::store::sync_dirs;
+use crate::refusal::{refuse, Refusal};
+use crate::server::{base_url, AppState};
 use crate::stream::{BufferOptions, TrackableReadBuffer};
 
 const DICOM: &str = "application/dicom";
@@ -129,33 +129,6 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, Refusal> {
     }
 }
 
-/// A request refused as a whole, before any part is read: a status and a plain-text reason.
-/// This is the one place where such refusals become responses.
-struct Refusal {
-    status: StatusCode,
-    message: String,
-}
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        let mut message = self.message;
-        message.push('\n');
-        (
-            self.status,
-            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-            message,
-        )
-            .into_response()
-    }
-}
-
-fn refuse(status: StatusCode, message: impl Into<String>) -> Refusal {
-    Refusal {
-        status,
-        message: message.into(),
-    }
-}
-
 async fn store_instances(
     app: Arc<AppState>,
     client: SocketAddr,
@@ -217,22 +190,6 @@ async fn store_instances(
         text,
     )
         .into_response()
-}
-
-/// `http://host{prefix}` from the request's Host header (when it is a plain host name),
-/// else from the listening address.
-fn base_url(app: &AppState, headers: &HeaderMap) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| app.local_addr.to_string());
-    format!("http://{host}{}", app.config.server_path)
 }
 
 /// A part in request order: still being stored, or already decided.
@@ -434,46 +391,25 @@ async fn ingest(
     finish(pump).await
 }
 
-/// Waits for every part, then syncs the directories of the new files (group commit).
+/// Waits for every part, then commits the prepared ones together (see [`super::commit`]).
 async fn finish(pump: Pump<'_>) -> Vec<PartOutcome> {
-    let mut outcomes = Vec::with_capacity(pump.slots.len());
-    let mut dirty_dirs = BTreeSet::new();
+    let mut ready = Vec::with_capacity(pump.slots.len());
     for slot in pump.slots {
-        match slot {
-            Slot::Done(outcome) => outcomes.push(outcome),
+        ready.push(match slot {
+            Slot::Done(outcome) => Ready::Done(outcome),
             Slot::Task(task) => match task.await {
-                Ok(result) => {
-                    dirty_dirs.extend(result.dirty_dirs);
-                    outcomes.push(result.outcome);
-                }
-                Err(error) => outcomes.push(PartOutcome::Failed(Failure::other(
+                Ok(PartResult::Prepared(prepared)) => Ready::Prepared(prepared),
+                Ok(PartResult::Failed(failure)) => Ready::Done(PartOutcome::Failed(failure)),
+                Err(error) => Ready::Done(PartOutcome::Failed(Failure::other(
                     reason::PROCESSING_FAILURE,
                     format!("storing the part failed: {error}"),
                 ))),
             },
-        }
+        });
     }
-    if !dirty_dirs.is_empty() {
-        let synced = tokio::task::spawn_blocking(move || sync_dirs(&dirty_dirs)).await;
-        let error = match synced {
-            Ok(Ok(())) => None,
-            Ok(Err(error)) => Some(error.to_string()),
-            Err(error) => Some(error.to_string()),
-        };
-        if let Some(error) = error {
-            // Not durable, so not acknowledged.
-            for outcome in &mut outcomes {
-                if let PartOutcome::Stored(stored) = outcome {
-                    *outcome = PartOutcome::Failed(Failure {
-                        sop_class: Some(stored.sop_class.clone()),
-                        sop_instance: Some(stored.sop_instance.clone()),
-                        reason: reason::OUT_OF_RESOURCES,
-                        comment: format!("cannot sync the storage directory: {error}"),
-                    });
-                }
-            }
-        }
-    }
+    pump.task
+        .set_state("group commit: recording, linking, syncing, publishing");
+    let mut outcomes = commit(pump.app, pump.upload.id, ready).await;
     outcomes.extend(pump.body_failures.into_iter().map(PartOutcome::Failed));
     if outcomes.is_empty() {
         outcomes.push(PartOutcome::Failed(Failure::other(
