@@ -126,7 +126,7 @@ fn value_of<'r>(record: &'r InstanceRecord, column: &str) -> Option<&'r str> {
 
 fn upsert(tx: &rusqlite::Transaction<'_>, record: &InstanceRecord) -> rusqlite::Result<()> {
     let v = |column: &str| value_of(record, column);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO studies (study_uid, study_date, study_time, study_time_norm, accession_number,
             referring_physician_name, referring_physician_name_norm, study_description,
             patient_name, patient_name_norm, patient_id, patient_birth_date, patient_sex, study_id)
@@ -140,7 +140,8 @@ fn upsert(tx: &rusqlite::Transaction<'_>, record: &InstanceRecord) -> rusqlite::
             patient_name_norm = excluded.patient_name_norm, patient_id = excluded.patient_id,
             patient_birth_date = excluded.patient_birth_date, patient_sex = excluded.patient_sex,
             study_id = excluded.study_id",
-        params![
+    )?
+    .execute(params![
             record.study_uid,
             v("study_date"),
             v("study_time"),
@@ -155,9 +156,8 @@ fn upsert(tx: &rusqlite::Transaction<'_>, record: &InstanceRecord) -> rusqlite::
             v("patient_birth_date"),
             v("patient_sex"),
             v("study_id"),
-        ],
-    )?;
-    tx.execute(
+        ])?;
+    tx.prepare_cached(
         "INSERT INTO series (series_uid, study_uid, modality, series_date, series_time,
             series_time_norm, series_description, body_part, series_number, pps_start_date)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
@@ -166,20 +166,20 @@ fn upsert(tx: &rusqlite::Transaction<'_>, record: &InstanceRecord) -> rusqlite::
             series_time = excluded.series_time, series_time_norm = excluded.series_time_norm,
             series_description = excluded.series_description, body_part = excluded.body_part,
             series_number = excluded.series_number, pps_start_date = excluded.pps_start_date",
-        params![
-            record.series_uid,
-            record.study_uid,
-            v("modality"),
-            v("series_date"),
-            v("series_time"),
-            v("series_time").map(pad_time),
-            v("series_description"),
-            v("body_part"),
-            v("series_number"),
-            v("pps_start_date"),
-        ],
-    )?;
-    tx.execute(
+    )?
+    .execute(params![
+        record.series_uid,
+        record.study_uid,
+        v("modality"),
+        v("series_date"),
+        v("series_time"),
+        v("series_time").map(pad_time),
+        v("series_description"),
+        v("body_part"),
+        v("series_number"),
+        v("pps_start_date"),
+    ])?;
+    tx.prepare_cached(
         "INSERT INTO instances (sop_uid, series_uid, study_uid, sop_class_uid, instance_number,
             rows, columns, number_of_frames, transfer_syntax, path, size, metadata_json, layout_json)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
@@ -190,7 +190,8 @@ fn upsert(tx: &rusqlite::Transaction<'_>, record: &InstanceRecord) -> rusqlite::
             number_of_frames = excluded.number_of_frames, transfer_syntax = excluded.transfer_syntax,
             path = excluded.path, size = excluded.size, metadata_json = excluded.metadata_json,
             layout_json = excluded.layout_json",
-        params![
+    )?
+    .execute(params![
             record.sop_uid,
             record.series_uid,
             record.study_uid,
@@ -204,8 +205,7 @@ fn upsert(tx: &rusqlite::Transaction<'_>, record: &InstanceRecord) -> rusqlite::
             record.size as i64,
             record.metadata_json,
             record.layout_json,
-        ],
-    )?;
+        ])?;
     Ok(())
 }
 

@@ -89,9 +89,12 @@ impl StreamProbe for Shared {
 
 #[derive(Default)]
 struct State {
-    /// Unconsumed chunks, in order.
+    /// Chunks with unconsumed bytes, in order; the first `front_read` bytes of the first one
+    /// are consumed already (kept in place, so consuming a token is an addition, not a split).
     unconsumed: VecDeque<Bytes>,
-    /// Total length of `unconsumed`.
+    /// Consumed bytes at the start of `unconsumed[0]`, not yet moved to `consumed`.
+    front_read: usize,
+    /// Unconsumed bytes in `unconsumed`.
     unconsumed_len: usize,
     /// Consumed bytes not yet handed to `take_consumed` (the writer's backlog).
     consumed: Vec<Bytes>,
@@ -119,6 +122,20 @@ struct State {
 impl State {
     fn held(&self) -> usize {
         self.unconsumed_len + self.consumed_len
+    }
+
+    /// Moves the consumed head of the first chunk to `consumed` (a split, done only when the
+    /// head must be handed on or the chunk merged).
+    fn detach_front_read(&mut self) {
+        if self.front_read == 0 {
+            return;
+        }
+        let read = self.front_read;
+        if let Some(front) = self.unconsumed.front_mut() {
+            let head = front.split_to(read);
+            self.consumed.push(head);
+        }
+        self.front_read = 0;
     }
 
     fn wake_consumer(&mut self) {
@@ -211,6 +228,7 @@ impl TrackableReadBuffer {
             state.aborted = Some(reason.into());
         }
         state.unconsumed.clear();
+        state.front_read = 0;
         state.unconsumed_len = 0;
         state.consumed.clear();
         state.consumed_len = 0;
@@ -235,7 +253,11 @@ impl TrackableReadBuffer {
 
     /// Consumer: the first unconsumed chunk (cheap: a reference-counted slice), if any.
     pub fn front(&self) -> Option<Bytes> {
-        self.lock().unconsumed.front().cloned()
+        let state = self.lock();
+        state
+            .unconsumed
+            .front()
+            .map(|front| front.slice(state.front_read..))
     }
 
     /// Consumer: the first unconsumed chunk, made at least `n` bytes long by merging the
@@ -247,10 +269,12 @@ impl TrackableReadBuffer {
             return None;
         }
         if let Some(front) = state.unconsumed.front() {
-            if front.len() >= n {
-                return Some(front.clone());
+            if front.len() - state.front_read >= n {
+                return Some(front.slice(state.front_read..));
             }
         }
+        // Move the consumed head of the first chunk out of the way, then merge.
+        state.detach_front_read();
         let mut merged = BytesMut::with_capacity(n);
         while merged.len() < n {
             let Some(mut chunk) = state.unconsumed.pop_front() else {
@@ -276,17 +300,20 @@ impl TrackableReadBuffer {
         let n = n.min(state.unconsumed_len);
         let mut left = n;
         while left > 0 {
-            let Some(mut chunk) = state.unconsumed.pop_front() else {
+            let Some(front_len) = state.unconsumed.front().map(Bytes::len) else {
                 break;
             };
-            if chunk.len() > left {
-                let head = chunk.split_to(left);
-                state.unconsumed.push_front(chunk);
-                state.consumed.push(head);
+            let available = front_len - state.front_read;
+            if left < available {
+                state.front_read += left;
                 left = 0;
             } else {
-                left -= chunk.len();
-                state.consumed.push(chunk);
+                // The whole first chunk is consumed now, including its earlier head.
+                if let Some(chunk) = state.unconsumed.pop_front() {
+                    state.consumed.push(chunk);
+                }
+                state.front_read = 0;
+                left -= available;
             }
         }
         state.unconsumed_len -= n;
@@ -302,6 +329,7 @@ impl TrackableReadBuffer {
     /// Consumer: takes the consumed bytes, in stream order, freeing their room.
     pub fn take_consumed(&self) -> Vec<Bytes> {
         let mut state = self.lock();
+        state.detach_front_read();
         state.consumed_len = 0;
         let taken = std::mem::take(&mut state.consumed);
         state.wake_producer();
