@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::dicom::validator::is_valid_uid;
 
@@ -30,27 +30,86 @@ pub struct FsStore {
     next_temp: AtomicU64,
     /// This process's id, part of temp names (read once, not per file).
     pid: u32,
+    /// The filesystem refused an unnamed temp file once: use named ones from then on.
+    named_only: AtomicBool,
 }
 
-/// A file being written under `tmp/`; removed on drop unless committed.
+/// A new instance's file before it is visible: an unnamed file in `tmp/` (`O_TMPFILE`,
+/// which vanishes by itself if never linked, even after a crash), or a named one there,
+/// removed on drop unless committed.
 #[derive(Debug)]
 pub struct TempInstance {
-    path: PathBuf,
+    /// The named temp file, or `None` for an unnamed one.
+    path: Option<PathBuf>,
+    /// The unnamed file, kept open until it is linked.
+    unnamed: Option<File>,
     committed: bool,
 }
 
 impl TempInstance {
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// A path that names the file, for linking and reading it.
+    fn source(&self) -> PathBuf {
+        match (&self.path, &self.unnamed) {
+            (Some(path), _) => path.clone(),
+            (None, Some(file)) => unnamed_path(file),
+            (None, None) => PathBuf::new(),
+        }
     }
 }
 
 impl Drop for TempInstance {
     fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_file(&self.path);
+        if let (false, Some(path)) = (self.committed, &self.path) {
+            let _ = fs::remove_file(path);
         }
     }
+}
+
+/// The `/proc` path of an open unnamed file.
+#[cfg(target_os = "linux")]
+fn unnamed_path(file: &File) -> PathBuf {
+    use std::os::fd::AsRawFd;
+    PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unnamed_path(_file: &File) -> PathBuf {
+    PathBuf::new()
+}
+
+/// Links `source` (a `/proc/self/fd` path of an unnamed file, or a plain path) as `target`,
+/// failing with `AlreadyExists` if `target` exists.
+#[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+fn link(source: &Path, target: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let to_c = |path: &Path| {
+        CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "path contains NUL"))
+    };
+    let (source, target) = (to_c(source)?, to_c(target)?);
+    // SAFETY: both pointers are valid NUL-terminated strings that outlive the call; linkat
+    // only reads them. AT_SYMLINK_FOLLOW makes a /proc/self/fd link name the open file.
+    let result = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            source.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn link(source: &Path, target: &Path) -> io::Result<()> {
+    fs::hard_link(source, target)
 }
 
 /// What committing an instance did.
@@ -84,6 +143,7 @@ impl FsStore {
             allow_overwrite,
             next_temp: AtomicU64::new(0),
             pid: std::process::id(),
+            named_only: AtomicBool::new(!cfg!(target_os = "linux")),
         };
         let swept = store.sweep_temp()?;
         if swept > 0 {
@@ -112,6 +172,15 @@ impl FsStore {
 
     /// Creates an empty temp file for a new instance.
     pub fn create_temp(&self) -> io::Result<(TempInstance, File)> {
+        if !self.named_only.load(Ordering::Relaxed) {
+            match self.create_unnamed() {
+                Ok(created) => return Ok(created),
+                Err(error) => {
+                    tracing::info!(%error, "unnamed temp files are not available: using named ones");
+                    self.named_only.store(true, Ordering::Relaxed);
+                }
+            }
+        }
         let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
         let path = self.tmp.join(format!("{}-{n}.part", self.pid));
         let file = OpenOptions::new()
@@ -120,11 +189,37 @@ impl FsStore {
             .open(&path)?;
         Ok((
             TempInstance {
-                path,
+                path: Some(path),
+                unnamed: None,
                 committed: false,
             },
             file,
         ))
+    }
+
+    #[cfg(target_os = "linux")]
+    fn create_unnamed(&self) -> io::Result<(TempInstance, File)> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE)
+            .mode(0o644)
+            .open(&self.tmp)?;
+        let kept = file.try_clone()?;
+        Ok((
+            TempInstance {
+                path: None,
+                unnamed: Some(kept),
+                committed: false,
+            },
+            file,
+        ))
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn create_unnamed(&self) -> io::Result<(TempInstance, File)> {
+        Err(io::Error::other("unnamed temp files need Linux"))
     }
 
     /// The final path of an instance, or `None` if a UID is not valid (the path guard).
@@ -173,20 +268,33 @@ impl FsStore {
             return Err(io::Error::other("instance path has no parent"));
         };
         self.create_dirs(dir, dirty_dirs)?;
+        let source = temp.source();
         if self.allow_overwrite {
-            fs::rename(&temp.path, &path)?;
+            match &temp.path {
+                Some(named) => fs::rename(named, &path)?,
+                None => {
+                    // Give the unnamed file a name beside its target, then replace atomically.
+                    let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
+                    let staged = path.with_extension(format!("dcm.{}-{n}.new", self.pid));
+                    link(&source, &staged)?;
+                    if let Err(error) = fs::rename(&staged, &path) {
+                        let _ = fs::remove_file(&staged);
+                        return Err(error);
+                    }
+                }
+            }
             temp.committed = true;
             dirty_dirs.insert(dir.to_path_buf());
             return Ok(CommitOutcome::Stored);
         }
-        match fs::hard_link(&temp.path, &path) {
+        match link(&source, &path) {
             Ok(()) => {
                 dirty_dirs.insert(dir.to_path_buf());
                 // The temp name goes with `temp`'s drop; the data is already durable.
                 Ok(CommitOutcome::Stored)
             }
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
-                if same_contents(&temp.path, &path)? {
+                if same_contents(&source, &path)? {
                     Ok(CommitOutcome::AlreadyStored)
                 } else {
                     Ok(CommitOutcome::Conflict)
