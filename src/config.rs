@@ -21,14 +21,25 @@ pub const DEFAULT_MAX_PART_HEADER_BYTES: usize = 16 * 1024;
 /// Default cap on sequence/item nesting in a data set (real data rarely exceeds 6).
 pub const DEFAULT_MAX_DEPTH: usize = 32;
 
+/// What the binary does besides serving.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Command {
+    /// Rebuild the index from the files under --dir (run it while the server is stopped).
+    Reindex,
+}
+
 /// Command line of the `dicomwebserver` binary.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "dicomwebserver",
     version,
-    about = "A streaming DICOMweb (STOW-RS) server"
+    about = "A streaming DICOMweb server: STOW-RS, QIDO-RS and WADO-RS"
 )]
 pub struct Config {
+    /// Serve (the default), or another task.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Address to listen on.
     #[arg(long, env = "DICOMWEB_HOST", default_value = "127.0.0.1")]
     pub host: IpAddr,
@@ -37,8 +48,8 @@ pub struct Config {
     #[arg(short = 'p', long, env = "DICOMWEB_PORT", default_value_t = 5000)]
     pub port: u16,
 
-    /// Storage root: instances, temporary files. Defaults to ~/dicomweb.
-    #[arg(short = 'o', long = "dir", env = "DICOMWEB_DIR")]
+    /// Storage root: instances, the index, temporary files. Defaults to ~/dicomweb.
+    #[arg(short = 'o', long = "dir", env = "DICOMWEB_DIR", global = true)]
     pub dir: Option<PathBuf>,
 
     /// URL prefix under which the DICOMweb routes are mounted.
@@ -108,6 +119,16 @@ pub struct Config {
         default_missing_value = "127.0.0.1:0"
     )]
     pub debug_listen: Option<String>,
+
+    /// Origins allowed to call the server from a browser (CORS), e.g. where OHIF is served:
+    /// repeat the flag or separate with commas; `*` allows any origin. None by default.
+    #[arg(
+        long = "cors-allow-origin",
+        env = "DICOMWEB_CORS_ALLOW_ORIGIN",
+        value_name = "ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_allow_origins: Vec<String>,
 
     /// Seconds in-flight uploads may take to finish after SIGTERM/SIGINT before they are
     /// abandoned (their temp files removed, nothing acknowledged).

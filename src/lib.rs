@@ -6,11 +6,13 @@
 //! visible. See ARCHITECTURE.md for the map and its invariants.
 
 pub mod config;
+pub mod cors;
 pub mod diag;
 pub mod dicom;
 pub mod index;
 pub mod qido;
 pub mod refusal;
+pub mod reindex;
 pub mod server;
 pub mod store;
 pub mod stow;

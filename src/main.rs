@@ -1,7 +1,8 @@
 //! The `dicomwebserver` binary: parse configuration, initialise logging, bind, serve.
 
 use clap::Parser;
-use dicomwebserver::{server, Config};
+use dicomwebserver::config::Command;
+use dicomwebserver::{reindex, server, Config};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -23,6 +24,25 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
 
+    if config.command == Some(Command::Reindex) {
+        let root = config.storage_root();
+        return match reindex::reindex(&root, config.max_depth).await {
+            Ok(summary) => {
+                println!(
+                    "reindexed {} instances ({} bytes) in {}; {} files could not be read",
+                    summary.indexed,
+                    summary.bytes,
+                    root.display(),
+                    summary.failed
+                );
+                std::process::ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("dicomwebserver reindex: {error}");
+                std::process::ExitCode::from(1)
+            }
+        };
+    }
     let listener = match tokio::net::TcpListener::bind((config.host, config.port)).await {
         Ok(listener) => listener,
         Err(error) => {

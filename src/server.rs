@@ -16,6 +16,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::cors::{cors, Origins};
 use crate::diag;
 use crate::diag::signal::DumpSettings;
 use crate::diag::uploads::Uploads;
@@ -228,6 +229,10 @@ pub fn router(app: Arc<AppState>) -> Router {
         )
         // Bodies stream through bounded buffers; their size is not limited here.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(Origins(app.config.cors_allow_origins.clone())),
+            cors,
+        ))
         .with_state(app)
 }
 

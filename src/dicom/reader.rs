@@ -69,7 +69,8 @@ impl From<Rejection> for ReadError {
 /// One part read: the buffer it comes from, where its bytes go, and who listens.
 struct Driver<'a, 'l> {
     buffer: &'a TrackableReadBuffer,
-    writer: &'a mut Part10Writer,
+    /// Where the raw bytes go; `None` drops them (reading files already stored).
+    writer: Option<&'a mut Part10Writer>,
     listeners: &'a mut [&'l mut dyn Listener],
     options: ReadOptions,
 }
@@ -81,7 +82,9 @@ impl Driver<'_, '_> {
         let backlog = self.buffer.consumed_len();
         if backlog > 0 && (waiting || backlog >= self.options.flush_bytes) {
             let batch = self.buffer.take_consumed();
-            self.writer.write(batch).await.map_err(ReadError::Write)?;
+            if let Some(writer) = self.writer.as_deref_mut() {
+                writer.write(batch).await.map_err(ReadError::Write)?;
+            }
         }
         Ok(())
     }
@@ -129,13 +132,13 @@ enum RawEnd {
     Deflated,
 }
 
-/// Reads one part to its end: every token goes to `listeners`, every byte to `writer`.
-/// On success the writer has been handed every byte of the part (call
+/// Reads one part to its end: every token goes to `listeners`, every byte to `writer` (or
+/// nowhere with `None`). On success the writer has been handed every byte of the part (call
 /// [`Part10Writer::finish`] to make them durable).
 pub async fn read_part(
     buffer: &TrackableReadBuffer,
     listeners: &mut [&mut dyn Listener],
-    writer: &mut Part10Writer,
+    writer: Option<&mut Part10Writer>,
     options: ReadOptions,
 ) -> Result<(), ReadError> {
     let mut driver = Driver {

@@ -3,6 +3,9 @@
 use serde_json::{Map, Value};
 
 use super::attrs::{tag_key, Attr, ATTRS};
+use super::layout::layout_json;
+use crate::dicom::json::InstanceJson;
+use crate::dicom::InstanceMeta;
 
 /// One instance for the index: indexed attribute values, where its file is, and the JSON the
 /// metadata routes serve.
@@ -25,6 +28,28 @@ pub struct InstanceRecord {
 }
 
 impl InstanceRecord {
+    /// The record of an instance read and validated (its UIDs present), stored at `path`
+    /// (relative to the storage root) with `size` bytes.
+    pub fn new(
+        meta: &InstanceMeta,
+        instance: InstanceJson,
+        path: String,
+        size: u64,
+    ) -> InstanceRecord {
+        InstanceRecord {
+            study_uid: meta.study.clone().unwrap_or_default(),
+            series_uid: meta.series.clone().unwrap_or_default(),
+            sop_uid: meta.sop_instance.clone().unwrap_or_default(),
+            sop_class_uid: meta.sop_class.clone().unwrap_or_default(),
+            transfer_syntax: meta.transfer_syntax.clone().unwrap_or_default(),
+            path,
+            size,
+            values: indexed_values(&instance.dataset),
+            layout_json: layout_json(&instance),
+            metadata_json: Value::Object(instance.dataset).to_string(),
+        }
+    }
+
     /// The value of an indexed attribute, if the instance has one.
     pub fn value(&self, attr: &Attr) -> Option<&str> {
         self.values

@@ -89,7 +89,12 @@ fn alias(level: Level) -> &'static str {
 impl SqliteIndex {
     /// Opens (creating) the index in `root`.
     pub fn open(root: &Path) -> Result<SqliteIndex, IndexError> {
-        let path = root.join(DATABASE_FILE);
+        SqliteIndex::open_file(&root.join(DATABASE_FILE))
+    }
+
+    /// Opens (creating) the index database at `path`.
+    pub fn open_file(path: &Path) -> Result<SqliteIndex, IndexError> {
+        let path = path.to_path_buf();
         let writer = open_connection(&path)?;
         writer.execute_batch(SCHEMA).map_err(err)?;
         Ok(SqliteIndex {

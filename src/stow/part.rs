@@ -12,8 +12,6 @@ use crate::diag::uploads::{PartPhase, PartProgress};
 use crate::dicom::json::{JsonListener, JsonOptions};
 use crate::dicom::tokenizer::TokenErrorKind;
 use crate::dicom::{read_part, InstanceMeta, Part10Writer, ReadError, ReadOptions, Validator};
-use crate::index::layout::layout_json;
-use crate::index::record::indexed_values;
 use crate::index::InstanceRecord;
 use crate::server::AppState;
 use crate::store::{InstanceKey, TempInstance};
@@ -118,7 +116,7 @@ async fn store_part(
     let read = read_part(
         buffer,
         &mut [&mut validator, &mut json],
-        &mut writer,
+        Some(&mut writer),
         options,
     )
     .await;
@@ -162,19 +160,7 @@ async fn store_part(
     let Some(path) = app.store.relative_path(key) else {
         return PartResult::Failed(with_uids(&meta, reason::INVALID_DATASET, "invalid UIDs"));
     };
-    let instance_json = json.into_result();
-    let record = InstanceRecord {
-        study_uid: study.clone(),
-        series_uid: series.clone(),
-        sop_uid: instance.clone(),
-        sop_class_uid: class.clone(),
-        transfer_syntax: meta.transfer_syntax.clone().unwrap_or_default(),
-        path,
-        size,
-        values: indexed_values(&instance_json.dataset),
-        layout_json: layout_json(&instance_json),
-        metadata_json: serde_json::Value::Object(instance_json.dataset).to_string(),
-    };
+    let record = InstanceRecord::new(&meta, json.into_result(), path, size);
     task.set_state("prepared: waiting for the request's group commit");
     PartResult::Prepared(Box::new(Prepared {
         temp,

@@ -164,7 +164,10 @@ async fn find(
     })
     .await?;
     if found.is_empty() {
-        return Err(refuse(StatusCode::NOT_FOUND, "no such instances are stored"));
+        return Err(refuse(
+            StatusCode::NOT_FOUND,
+            "no such instances are stored",
+        ));
     }
     Ok(found)
 }
