@@ -5,7 +5,7 @@
 //! Visibility is a two-step commit, so a crash never leaves a visible file without its row or
 //! the reverse: [`Index::prepare`] records the instances a request is about to link, the files
 //! are linked and synced, then [`Index::publish`] makes their rows visible in one transaction.
-//! At startup [`Index::repair`] removes the files of batches that were prepared but never
+//! At startup [`Index::abandon`] removes the files of batches that were prepared but never
 //! published (they were never acknowledged).
 
 pub mod attrs;
