@@ -134,3 +134,31 @@ pub fn format_frames(frames: &[Frame], indent: &str) -> String {
     }
     out
 }
+
+/// One thread as the dump shows it.
+#[derive(Debug, Clone)]
+pub struct ThreadStack {
+    pub tid: i32,
+    pub name: String,
+    /// Scheduler state letter from /proc (R running, S sleeping, D uninterruptible...).
+    pub state: char,
+    /// CPU use since the previous dump (or since the thread started), in percent of one core.
+    pub cpu_percent: f64,
+    pub wchan: String,
+    /// Whether the stack was captured (false for a thread that did not answer in time).
+    pub captured: bool,
+    pub frames: Vec<Frame>,
+}
+
+impl ThreadStack {
+    /// `root;...;leaf` of the function names, for counting identical stacks.
+    pub fn collapsed(&self) -> String {
+        let names: Vec<&str> = self
+            .frames
+            .iter()
+            .rev()
+            .map(|frame| frame.function.as_str())
+            .collect();
+        names.join(";")
+    }
+}

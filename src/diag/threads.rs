@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
+pub use super::stacks::ThreadStack;
 use super::stacks::{resolve_ips, Frame};
 
 /// Frames recorded per thread.
@@ -39,34 +40,6 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 static CAPTURE_LOCK: Mutex<()> = Mutex::new(());
 /// CPU ticks of each thread at the previous dump, for CPU % since then.
 static LAST_CPU: Mutex<Option<(Instant, HashMap<i32, u64>)>> = Mutex::new(None);
-
-/// One thread as the dump shows it.
-#[derive(Debug, Clone)]
-pub struct ThreadStack {
-    pub tid: i32,
-    pub name: String,
-    /// Scheduler state letter from /proc (R running, S sleeping, D uninterruptible...).
-    pub state: char,
-    /// CPU use since the previous dump (or since the thread started), in percent of one core.
-    pub cpu_percent: f64,
-    pub wchan: String,
-    /// Whether the stack was captured (false for a thread that did not answer in time).
-    pub captured: bool,
-    pub frames: Vec<Frame>,
-}
-
-impl ThreadStack {
-    /// `root;...;leaf` of the function names, for counting identical stacks.
-    pub fn collapsed(&self) -> String {
-        let names: Vec<&str> = self
-            .frames
-            .iter()
-            .rev()
-            .map(|frame| frame.function.as_str())
-            .collect();
-        names.join(";")
-    }
-}
 
 fn signal_number() -> libc::c_int {
     libc::SIGRTMIN() + 4

@@ -1,6 +1,7 @@
 //! How a data set's bytes are laid out: byte order and VR encoding, derived from the
 //! Transfer Syntax UID of the meta group (PS3.5 §10 and Annex A).
 
+use dicom_core::VR;
 use dicom_transfer_syntax_registry::{TransferSyntaxIndex, TransferSyntaxRegistry};
 
 /// Implicit VR Little Endian (PS3.5 A.1), also used inside CP-246 `UN` sequences.
@@ -49,6 +50,37 @@ impl Syntax {
         } else {
             u32::from_le_bytes(quad)
         }
+    }
+}
+
+/// Explicit VRs whose header has two reserved bytes and a 32-bit length (PS3.5 7.1.2).
+pub fn has_long_length(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::OB
+            | VR::OD
+            | VR::OF
+            | VR::OL
+            | VR::OV
+            | VR::OW
+            | VR::SQ
+            | VR::SV
+            | VR::UC
+            | VR::UN
+            | VR::UR
+            | VR::UT
+            | VR::UV
+    )
+}
+
+/// Size of the numbers a value of `vr` is made of, which big endian stores reversed
+/// (PS3.5 §7.3); 1 for text and bytes. `AT` is a pair of 16-bit numbers.
+pub fn swap_unit(vr: VR) -> usize {
+    match vr {
+        VR::US | VR::SS | VR::OW | VR::AT => 2,
+        VR::UL | VR::SL | VR::FL | VR::OF | VR::OL => 4,
+        VR::FD | VR::OD | VR::SV | VR::UV | VR::OV => 8,
+        _ => 1,
     }
 }
 

@@ -10,7 +10,7 @@ use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
 use dicom_core::{Length, Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 
-use super::syntax::{dataset_encoding, DatasetEncoding, Syntax};
+use super::syntax::{dataset_encoding, has_long_length, DatasetEncoding, Syntax};
 
 /// Preamble (128 bytes) plus the `DICM` prefix.
 const PREAMBLE_LEN: usize = 132;
@@ -686,26 +686,6 @@ fn implicit_vr(tag: Tag) -> VR {
     StandardDataDictionary
         .by_tag(tag)
         .map_or(VR::UN, |entry| entry.vr().relaxed())
-}
-
-/// Explicit VRs whose header has two reserved bytes and a 32-bit length (PS3.5 7.1.2).
-fn has_long_length(vr: VR) -> bool {
-    matches!(
-        vr,
-        VR::OB
-            | VR::OD
-            | VR::OF
-            | VR::OL
-            | VR::OV
-            | VR::OW
-            | VR::SQ
-            | VR::SV
-            | VR::UC
-            | VR::UN
-            | VR::UR
-            | VR::UT
-            | VR::UV
-    )
 }
 
 fn parse_header(input: &[u8], syntax: Syntax) -> Result<Parsed, TokenErrorKind> {

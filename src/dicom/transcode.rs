@@ -16,7 +16,10 @@ use std::io::{self, BufWriter, Read, Write};
 use dicom_core::{Tag, VR};
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::syntax::{DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, EXPLICIT_VR_LE, IMPLICIT_VR_LE};
+use super::syntax::{
+    has_long_length, swap_unit, DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, EXPLICIT_VR_LE,
+    IMPLICIT_VR_LE,
+};
 use super::tokenizer::{ElementHeader, Step, Token, TokenError, Tokenizer};
 
 /// Size of the input, inflated-input and output buffers: large enough that per-call costs
@@ -506,7 +509,7 @@ fn delimiter(tag: Tag, length: u32) -> [u8; 8] {
 /// An explicit VR little endian element header (PS3.5 §7.1.2) and its length in bytes. A VR
 /// with a 16-bit length field and a longer value is written as `UN` with a 32-bit length.
 fn explicit_header(tag: Tag, vr: VR, length: u32) -> ([u8; MAX_HEADER_LEN], usize) {
-    let (vr, long) = if long_length_vr(vr) {
+    let (vr, long) = if has_long_length(vr) {
         (vr, true)
     } else if length > MAX_SHORT_LENGTH {
         (VR::UN, true)
@@ -523,36 +526,5 @@ fn explicit_header(tag: Tag, vr: VR, length: u32) -> ([u8; MAX_HEADER_LEN], usiz
     } else {
         bytes[6..8].copy_from_slice(&(length as u16).to_le_bytes());
         (bytes, 8)
-    }
-}
-
-/// Explicit VRs whose header has two reserved bytes and a 32-bit length (PS3.5 7.1.2).
-fn long_length_vr(vr: VR) -> bool {
-    matches!(
-        vr,
-        VR::OB
-            | VR::OD
-            | VR::OF
-            | VR::OL
-            | VR::OV
-            | VR::OW
-            | VR::SQ
-            | VR::SV
-            | VR::UC
-            | VR::UN
-            | VR::UR
-            | VR::UT
-            | VR::UV
-    )
-}
-
-/// Size of the numbers a value of `vr` is made of, which big endian stores reversed
-/// (PS3.5 §7.3); 1 for text and bytes. `AT` is a pair of 16-bit numbers.
-fn swap_unit(vr: VR) -> usize {
-    match vr {
-        VR::US | VR::SS | VR::OW | VR::AT => 2,
-        VR::UL | VR::SL | VR::FL | VR::OF | VR::OL => 4,
-        VR::FD | VR::OD | VR::SV | VR::UV | VR::OV => 8,
-        _ => 1,
     }
 }

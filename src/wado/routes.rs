@@ -18,7 +18,7 @@ use super::body::{channel, BodyWriter, CHUNK};
 use super::multipart::{close, close_part, new_boundary, open_part};
 use super::negotiate::{choose, instance_converts, wanted, Output};
 use crate::dicom::json::BULK_URI_PREFIX;
-use crate::dicom::syntax::EXPLICIT_VR_LE;
+use crate::dicom::syntax::{swap_unit, EXPLICIT_VR_LE};
 use crate::dicom::transcode::to_explicit_le;
 use crate::dicom::validator::is_valid_uid;
 use crate::index::layout::{FrameLayout, Layout};
@@ -26,6 +26,7 @@ use crate::index::{IndexError, Scope, StoredInstance};
 use crate::refusal::{refuse, Refusal};
 use crate::server::{base_url, AppState};
 use crate::stow::content_type::accepted;
+use dicom_core::VR;
 
 const DICOM: &str = "application/dicom";
 const OCTET_STREAM: &str = "application/octet-stream";
@@ -352,16 +353,6 @@ fn frame_numbers(list: &str) -> Option<Vec<u64>> {
     numbers.filter(|n| !n.is_empty())
 }
 
-/// Bytes per unit to swap for a big endian value of `vr` (1: none).
-fn swap_unit(vr: &str) -> usize {
-    match vr {
-        "OW" | "US" | "SS" => 2,
-        "OF" | "OL" | "UL" | "SL" | "FL" | "AT" => 4,
-        "OD" | "OV" | "FD" | "SV" | "UV" => 8,
-        _ => 1,
-    }
-}
-
 fn swap_in_place(data: &mut [u8], unit: usize) {
     if unit > 1 {
         for chunk in data.chunks_exact_mut(unit) {
@@ -596,7 +587,7 @@ pub async fn bulk(
         return text(StatusCode::NOT_FOUND, format!("no bulk data at {path:?}"));
     };
     let swap = match choose(&wanted, &stored.transfer_syntax, true) {
-        Some(Output::ExplicitLittle) if layout.big_endian => swap_unit(&vr),
+        Some(Output::ExplicitLittle) if layout.big_endian => vr.parse::<VR>().map_or(1, swap_unit),
         Some(_) => 1,
         None => {
             return text(
