@@ -29,6 +29,13 @@ use crate::server::{base_url, AppState};
 use crate::stream::{BufferOptions, TrackableReadBuffer};
 
 const DICOM: &str = "application/dicom";
+
+/// Parts committed together: each prepared part holds an open file and its metadata until
+/// its group commits, so this bounds both per request; large enough that the per-group cost
+/// (two index transactions, directory syncs) is spread over many instances.
+const COMMIT_GROUP: usize = 64;
+/// Low bits of an index batch id that number the groups of one request.
+const BATCH_ID_BITS: u32 = 24;
 const DICOM_JSON: &str = "application/dicom+json";
 const DICOM_XML: &str = "application/dicom+xml";
 
@@ -212,11 +219,48 @@ struct Pump<'a> {
     current: Option<TrackableReadBuffer>,
     /// Failures of the body itself (malformed multipart, truncated, unreadable).
     body_failures: Vec<Failure>,
+    /// Outcomes of the parts already committed, in order.
+    committed: Vec<PartOutcome>,
+    /// Group commits done so far in this request (each is one index batch).
+    commits: u64,
 }
 
 impl Pump<'_> {
+    /// Waits for the parts in `slots` and commits them as one group. Called between parts
+    /// (every part in `slots` has all its bytes) and at the end.
+    async fn commit_slots(&mut self) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let mut ready = Vec::with_capacity(self.slots.len());
+        for slot in self.slots.drain(..) {
+            ready.push(match slot {
+                Slot::Done(outcome) => Ready::Done(outcome),
+                Slot::Task(task) => match task.await {
+                    Ok(PartResult::Prepared(prepared)) => Ready::Prepared(prepared),
+                    Ok(PartResult::Failed(failure)) => Ready::Done(PartOutcome::Failed(failure)),
+                    Err(error) => Ready::Done(PartOutcome::Failed(Failure::other(
+                        reason::PROCESSING_FAILURE,
+                        format!("storing the part failed: {error}"),
+                    ))),
+                },
+            });
+        }
+        self.task
+            .set_state("group commit: recording, linking, syncing, publishing");
+        self.commits += 1;
+        let batch = (self.upload.id << BATCH_ID_BITS) | self.commits;
+        let outcomes = commit(self.app, batch, ready).await;
+        self.committed.extend(outcomes);
+    }
+
     async fn start_part(&mut self, content_type: Option<MediaType>) {
-        let index = self.slots.len();
+        // Prepared parts hold an open file and their metadata until committed: commit them
+        // in groups so that neither grows with the number of parts in a request.
+        if self.slots.len() >= COMMIT_GROUP {
+            self.commit_slots().await;
+        }
+        let index = self.committed.len() + self.slots.len();
         if let Some(media) = content_type {
             if media.essence != DICOM {
                 self.current = None;
@@ -326,6 +370,8 @@ async fn ingest(
         slots: Vec::new(),
         current: None,
         body_failures: Vec::new(),
+        committed: Vec::new(),
+        commits: 0,
     };
     let mut splitter = match &kind {
         BodyKind::Multipart { boundary } => {
@@ -391,25 +437,11 @@ async fn ingest(
     finish(pump).await
 }
 
-/// Waits for every part, then commits the prepared ones together (see [`super::commit`]).
-async fn finish(pump: Pump<'_>) -> Vec<PartOutcome> {
-    let mut ready = Vec::with_capacity(pump.slots.len());
-    for slot in pump.slots {
-        ready.push(match slot {
-            Slot::Done(outcome) => Ready::Done(outcome),
-            Slot::Task(task) => match task.await {
-                Ok(PartResult::Prepared(prepared)) => Ready::Prepared(prepared),
-                Ok(PartResult::Failed(failure)) => Ready::Done(PartOutcome::Failed(failure)),
-                Err(error) => Ready::Done(PartOutcome::Failed(Failure::other(
-                    reason::PROCESSING_FAILURE,
-                    format!("storing the part failed: {error}"),
-                ))),
-            },
-        });
-    }
-    pump.task
-        .set_state("group commit: recording, linking, syncing, publishing");
-    let mut outcomes = commit(pump.app, pump.upload.id, ready).await;
+/// Waits for every part left, commits the prepared ones (see [`super::commit`]), and returns
+/// all outcomes in part order, followed by failures of the body itself.
+async fn finish(mut pump: Pump<'_>) -> Vec<PartOutcome> {
+    pump.commit_slots().await;
+    let mut outcomes = pump.committed;
     outcomes.extend(pump.body_failures.into_iter().map(PartOutcome::Failed));
     if outcomes.is_empty() {
         outcomes.push(PartOutcome::Failed(Failure::other(
