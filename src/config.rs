@@ -120,6 +120,12 @@ pub struct Config {
     )]
     pub debug_listen: Option<String>,
 
+    /// The URL clients reach the DICOMweb routes at (e.g. https://pacs.example.org/dicomweb
+    /// behind a reverse proxy), used in Retrieve URLs and Bulk Data URIs. By default they are
+    /// built from each request's Host header and --server-path.
+    #[arg(long, env = "DICOMWEB_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
     /// Origins allowed to call the server from a browser (CORS), e.g. where OHIF is served:
     /// repeat the flag or separate with commas; `*` allows any origin. None by default.
     #[arg(
@@ -175,6 +181,13 @@ impl Config {
             return Err("--max-part-header-bytes must be at least 256".into());
         }
         self.debug_addr()?;
+        if let Some(url) = &self.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(format!(
+                    "--public-url must start with http:// or https://: got {url:?}"
+                ));
+            }
+        }
         if self.stack_dump_sample_ms == Some(0) {
             return Err("STACK_DUMP_SAMPLE_MS must be at least 1".into());
         }

@@ -68,9 +68,15 @@ impl AppState {
     }
 }
 
-/// `http://host{prefix}` from the request's Host header (when it is a plain host name),
-/// else from the listening address.
+/// The URL prefix of the DICOMweb routes as clients reach them, for Retrieve URLs and Bulk
+/// Data URIs: `--public-url` when set, else `http://{Host}{prefix}`. A Host without a port
+/// that names this machine by address or as `localhost` gets the listening port (some
+/// clients, dicomweb-client among them, leave it out); other names are taken as given, as a
+/// reverse proxy sends them.
 pub fn base_url(app: &AppState, headers: &HeaderMap) -> String {
+    if let Some(public) = &app.config.public_url {
+        return public.trim_end_matches('/').to_string();
+    }
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -78,9 +84,25 @@ pub fn base_url(app: &AppState, headers: &HeaderMap) -> String {
             !h.is_empty()
                 && h.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b".-:[]_".contains(&b))
-        })
-        .map(str::to_string)
-        .unwrap_or_else(|| app.local_addr.to_string());
+        });
+    let host = match host {
+        None => app.local_addr.to_string(),
+        Some(host) => {
+            let has_port = host.rsplit_once(':').is_some_and(|(name, port)| {
+                !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !name.ends_with(':')
+            }) && !(host.starts_with('[') && host.ends_with(']'));
+            let local = host == "localhost"
+                || host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::IpAddr>()
+                    .is_ok();
+            if !has_port && local && app.local_addr.port() != 80 {
+                format!("{host}:{}", app.local_addr.port())
+            } else {
+                host.to_string()
+            }
+        }
+    };
     format!("http://{host}{}", app.config.server_path)
 }
 

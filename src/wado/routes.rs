@@ -19,6 +19,7 @@ use super::multipart::{close, close_part, new_boundary, open_part};
 use super::negotiate::{choose, instance_converts, wanted, Output};
 use crate::dicom::json::BULK_URI_PREFIX;
 use crate::dicom::syntax::{swap_unit, EXPLICIT_VR_LE};
+use crate::dicom::tokenizer::{Step, Token, Tokenizer};
 use crate::dicom::transcode::to_explicit_le;
 use crate::dicom::validator::is_valid_uid;
 use crate::index::layout::{FrameLayout, Layout};
@@ -27,6 +28,7 @@ use crate::refusal::{refuse, Refusal};
 use crate::server::{base_url, AppState};
 use crate::stow::content_type::accepted;
 use dicom_core::VR;
+use flate2::read::DeflateDecoder;
 
 const DICOM: &str = "application/dicom";
 const OCTET_STREAM: &str = "application/octet-stream";
@@ -361,6 +363,109 @@ fn swap_in_place(data: &mut [u8], unit: usize) {
     }
 }
 
+/// Where the recorded positions of an instance point: into its file, or, for a deflated data
+/// set, into the inflated stream that follows the meta group.
+enum Source {
+    Plain(File),
+    Deflated { path: PathBuf, dataset_start: u64 },
+}
+
+impl Source {
+    fn open(path: &std::path::Path, deflated: bool) -> io::Result<Source> {
+        if !deflated {
+            return File::open(path).map(Source::Plain);
+        }
+        Ok(Source::Deflated {
+            path: path.to_path_buf(),
+            dataset_start: dataset_start(path)?,
+        })
+    }
+
+    /// Writes `length` bytes at stream position `offset`, swapping units of `swap` bytes.
+    fn write_range(
+        &mut self,
+        offset: u64,
+        length: u64,
+        swap: usize,
+        out: &mut impl Write,
+    ) -> io::Result<()> {
+        match self {
+            Source::Plain(file) => {
+                file.seek(SeekFrom::Start(offset))?;
+                copy_swapped(&mut Read::by_ref(file).take(length), length, swap, out)
+            }
+            Source::Deflated {
+                path,
+                dataset_start,
+            } => {
+                // Positions count inflated bytes from the data set's start: inflate up to it.
+                let mut file = File::open(&*path)?;
+                file.seek(SeekFrom::Start(*dataset_start))?;
+                let mut inflated = DeflateDecoder::new(BufReader::with_capacity(CHUNK, file));
+                let skip = offset.saturating_sub(*dataset_start);
+                io::copy(&mut Read::by_ref(&mut inflated).take(skip), &mut io::sink())?;
+                copy_swapped(&mut inflated.take(length), length, swap, out)
+            }
+        }
+    }
+}
+
+/// Copies exactly `length` bytes from `input`, reversing each unit of `swap` bytes.
+fn copy_swapped(
+    input: &mut impl Read,
+    length: u64,
+    swap: usize,
+    out: &mut impl Write,
+) -> io::Result<()> {
+    // A multiple of every swap unit, so no unit straddles two reads.
+    let mut buffer = vec![0u8; CHUNK];
+    let mut copied = 0u64;
+    loop {
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match input.read(&mut buffer[filled..])? {
+                0 => break,
+                n => filled += n,
+            }
+        }
+        if filled == 0 {
+            break;
+        }
+        swap_in_place(&mut buffer[..filled], swap);
+        out.write_all(&buffer[..filled])?;
+        copied += filled as u64;
+    }
+    if copied != length {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "the stored file is shorter than its index says",
+        ));
+    }
+    Ok(())
+}
+
+/// Where the data set of the Part 10 file at `path` starts (after its meta group).
+fn dataset_start(path: &std::path::Path) -> io::Result<u64> {
+    let mut head = Vec::new();
+    File::open(path)?.take(64 * 1024).read_to_end(&mut head)?;
+    let mut tokenizer = Tokenizer::new(1);
+    let mut at = 0usize;
+    loop {
+        match tokenizer.next(&head[at..], true) {
+            Ok(Step::Token {
+                token: Token::MetaEnd { .. },
+                ..
+            }) => return Ok(tokenizer.position()),
+            Ok(Step::Token { consumed, .. }) => at += consumed,
+            Ok(Step::NeedMore(_)) | Err(_) => {
+                return Err(io::Error::other(
+                    "cannot find the end of the file meta group",
+                ))
+            }
+        }
+    }
+}
+
 /// The first number of attribute `tag` in an instance's DICOM JSON.
 fn json_number(json: &Value, tag: &str) -> Option<u64> {
     let value = json.get(tag)?.get("Value")?.get(0)?;
@@ -469,12 +574,6 @@ async fn instance_layout(
             "the instance's layout is not recorded",
         )
     })?;
-    if layout.deflated {
-        return Err(refuse(
-            StatusCode::NOT_IMPLEMENTED,
-            "frames and bulk data of deflated instances are not served; retrieve the instance",
-        ));
-    }
     let json = json
         .and_then(|text| serde_json::from_str(&text).ok())
         .unwrap_or(Value::Null);
@@ -541,8 +640,9 @@ pub async fn frames(
     let path: PathBuf = app.store.root().join(&stored.path);
     let boundary = new_boundary();
     let part_boundary = boundary.clone();
+    let deflated = layout.deflated;
     let body = stream(move |out| {
-        let mut file = File::open(&path)?;
+        let mut source = Source::open(&path, deflated)?;
         for frame in ranges {
             open_part(
                 out,
@@ -550,15 +650,7 @@ pub async fn frames(
                 &format!("{OCTET_STREAM}; transfer-syntax={syntax}"),
             )?;
             for (offset, length) in frame {
-                if swap > 1 {
-                    let mut data = vec![0u8; usize::try_from(length).unwrap_or(usize::MAX)];
-                    file.seek(SeekFrom::Start(offset))?;
-                    file.read_exact(&mut data)?;
-                    swap_in_place(&mut data, swap);
-                    out.write_all(&data)?;
-                } else {
-                    copy_range(&mut file, offset, Some(length), out)?;
-                }
+                source.write_range(offset, length, swap, out)?;
             }
             close_part(out)?;
         }
@@ -599,18 +691,11 @@ pub async fn bulk(
     let file_path = app.store.root().join(&stored.path);
     let boundary = new_boundary();
     let part_boundary = boundary.clone();
+    let deflated = layout.deflated;
     let body = stream(move |out| {
-        let mut file = File::open(&file_path)?;
+        let mut source = Source::open(&file_path, deflated)?;
         open_part(out, &part_boundary, OCTET_STREAM)?;
-        if swap > 1 {
-            let mut data = vec![0u8; usize::try_from(length).unwrap_or(usize::MAX)];
-            file.seek(SeekFrom::Start(offset))?;
-            file.read_exact(&mut data)?;
-            swap_in_place(&mut data, swap);
-            out.write_all(&data)?;
-        } else {
-            copy_range(&mut file, offset, Some(length), out)?;
-        }
+        source.write_range(offset, length, swap, out)?;
         close_part(out)?;
         close(out, &part_boundary)
     });
