@@ -1,8 +1,8 @@
 //! Thread stacks where the per-thread signal capture is not available (not Linux): only the
 //! thread taking the dump is shown; uploads, waits and tasks are still complete.
 
-pub use super::stacks::ThreadStack;
 use super::stacks::resolve_ips;
+pub use super::stacks::ThreadStack;
 
 /// The stack of the calling thread only.
 pub fn capture_all() -> Vec<ThreadStack> {

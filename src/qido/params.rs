@@ -17,6 +17,9 @@ pub struct Search {
     pub query: Query,
     /// Tags asked for with `includefield` beyond the indexed ones.
     pub include: Vec<u32>,
+    /// `includefield=all`: every attribute of a representative instance (see
+    /// [`super::render::render_row`]).
+    pub include_all: bool,
     pub warnings: Vec<String>,
 }
 
@@ -135,6 +138,7 @@ pub fn parse(level: Level, pairs: &[(String, String)]) -> Result<Search, BadQuer
         offset: 0,
     };
     let mut include = Vec::new();
+    let mut include_all = false;
     let mut warnings = Vec::new();
     for (name, value) in pairs {
         match name.as_str() {
@@ -152,6 +156,7 @@ pub fn parse(level: Level, pairs: &[(String, String)]) -> Result<Search, BadQuer
             "includefield" => {
                 for field in value.split(',').map(str::trim).filter(|f| !f.is_empty()) {
                     if field == "all" {
+                        include_all = true;
                         continue;
                     }
                     let tag = resolve_tag(field).ok_or_else(|| {
@@ -190,6 +195,7 @@ pub fn parse(level: Level, pairs: &[(String, String)]) -> Result<Search, BadQuer
     Ok(Search {
         query,
         include,
+        include_all,
         warnings,
     })
 }

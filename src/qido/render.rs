@@ -3,7 +3,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::index::attrs::{tag_key, Attr, Level};
+use crate::index::attrs::{by_tag, tag_key, Attr, Level};
 use crate::index::ResultRow;
 
 /// The JSON values of an indexed attribute's stored string form.
@@ -39,13 +39,35 @@ pub fn retrieve_url(base: &str, level: Level, row: &ResultRow) -> String {
     }
 }
 
+/// Which stored attributes a search adds to the indexed ones.
+#[derive(Debug, Clone, Copy)]
+pub enum Include<'a> {
+    /// These tags.
+    Tags(&'a [u32]),
+    /// `includefield=all`: every attribute of the representative instance, except bulk and
+    /// inline binary values and, above the instance level, the indexed attributes of the
+    /// levels below (they would describe one instance, not the study or series).
+    All,
+}
+
+/// Whether `key` (an attribute of the representative instance) is returned with `all`.
+fn returned_with_all(level: Level, key: &str, element: &Value) -> bool {
+    if element.get("BulkDataURI").is_some() || element.get("InlineBinary").is_some() {
+        return false;
+    }
+    let Ok(tag) = u32::from_str_radix(key, 16) else {
+        return false;
+    };
+    by_tag(tag).is_none_or(|attr| attr.level <= level)
+}
+
 /// One match as a DICOM JSON object. `sample` is the stored metadata of a representative
-/// instance, consulted for `include` tags the index does not hold.
+/// instance, consulted for included attributes the index does not hold.
 pub fn render_row(
     base: &str,
     level: Level,
     row: &ResultRow,
-    include: &[u32],
+    include: Include<'_>,
     sample: Option<&Map<String, Value>>,
 ) -> Value {
     let mut object = Map::new();
@@ -60,13 +82,24 @@ pub fn render_row(
         json!({ "vr": "UR", "Value": [retrieve_url(base, level, row)] }),
     );
     if let Some(sample) = sample {
-        for tag in include {
-            let key = tag_key(*tag);
-            if object.contains_key(&key) {
-                continue;
+        match include {
+            Include::Tags(tags) => {
+                for tag in tags {
+                    let key = tag_key(*tag);
+                    if object.contains_key(&key) {
+                        continue;
+                    }
+                    if let Some(element) = sample.get(&key) {
+                        object.insert(key, element.clone());
+                    }
+                }
             }
-            if let Some(element) = sample.get(&key) {
-                object.insert(key, element.clone());
+            Include::All => {
+                for (key, element) in sample {
+                    if !object.contains_key(key) && returned_with_all(level, key, element) {
+                        object.insert(key.clone(), element.clone());
+                    }
+                }
             }
         }
     }

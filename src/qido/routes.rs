@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::params::{parse, Search};
-use super::render::render_row;
+use super::render::{render_row, Include};
 use crate::index::{Level, Scope};
 use crate::refusal::refuse;
 use crate::server::{base_url, AppState};
@@ -111,13 +111,19 @@ async fn search(
     let Search {
         query,
         include,
+        include_all,
         mut warnings,
     } = search;
     let found = tokio::task::spawn_blocking(move || {
         let result = index.query(&query)?;
         let mut objects = Vec::with_capacity(result.rows.len());
         for row in &result.rows {
-            let sample = if include.is_empty() {
+            let wanted = if include_all {
+                Include::All
+            } else {
+                Include::Tags(&include)
+            };
+            let sample = if include.is_empty() && !include_all {
                 None
             } else {
                 let scope = Scope {
@@ -129,7 +135,7 @@ async fn search(
                     .sample_metadata(scope)?
                     .and_then(|json| serde_json::from_str::<Map<String, Value>>(&json).ok())
             };
-            objects.push(render_row(&base, level, row, &include, sample.as_ref()));
+            objects.push(render_row(&base, level, row, wanted, sample.as_ref()));
         }
         Ok::<_, crate::index::IndexError>((objects, result.more, query.offset))
     })

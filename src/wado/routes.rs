@@ -108,6 +108,28 @@ fn copy_range(
     Ok(())
 }
 
+/// Writes the 128-byte preamble and `DICM` prefix when the stored file lacks them (some
+/// clients send instances that open with the meta group; they are stored as received), so
+/// every `application/dicom` part is a PS3.10 file.
+fn write_missing_preamble(file: &mut File, out: &mut impl Write) -> io::Result<()> {
+    let mut head = [0u8; 132];
+    let mut filled = 0;
+    while filled < head.len() {
+        match file.read(&mut head[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    if filled == head.len() && &head[128..132] == b"DICM" {
+        return Ok(());
+    }
+    out.write_all(&[0u8; 128])?;
+    if !head[..filled].starts_with(b"DICM") {
+        out.write_all(b"DICM")?;
+    }
+    Ok(())
+}
+
 /// Runs `produce` on a blocking thread, streaming what it writes as the response body.
 fn stream(produce: impl FnOnce(&mut BodyWriter) -> io::Result<()> + Send + 'static) -> Body {
     let (body, mut writer) = channel();
@@ -222,6 +244,7 @@ async fn retrieve(
                         &part_boundary,
                         &format!("{DICOM}; transfer-syntax={}", stored.transfer_syntax),
                     )?;
+                    write_missing_preamble(&mut file, out)?;
                     copy_range(&mut file, 0, None, out)?;
                 }
                 Output::ExplicitLittle => {

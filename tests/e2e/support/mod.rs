@@ -5,6 +5,8 @@ pub mod dicom;
 pub mod http;
 pub mod instances;
 pub mod multipart;
+pub mod multipart_read;
 pub mod response;
 pub mod server;
 pub mod stow;
+pub mod studies;

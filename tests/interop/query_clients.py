@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""Interoperability: the Python dicomweb-client package searching (QIDO-RS) and retrieving
+(WADO-RS) against the real server binary.
+
+Usage: query_clients.py PATH/TO/dicomwebserver
+
+Starts the binary on a free loopback port with a temporary storage root, stores pydicom
+instances with dicomweb-client (two studies; in one, a series of two single-frame instances,
+one of them implicit VR, and a series with one multi-frame instance), then searches at every
+level with filters and fields, retrieves instances, series metadata, frames and the pixel
+data's BulkDataURI, and compares what comes back with what was stored. Prints one line per
+check and a closing 'N passed, N failed' line; exits non-zero on any failure.
+"""
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+from dicomweb_client.api import DICOMwebClient
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+
+RESULTS = []
+
+
+def check(name, condition, detail=""):
+    RESULTS.append(bool(condition))
+    print(("ok   " if condition else "FAIL ") + name + (f": {detail}" if detail and not condition else ""))
+
+
+def attempt(name, call):
+    """Runs `call`; a raised error is a failed check (and None)."""
+    try:
+        return call()
+    except Exception as error:  # the client raises on HTTP errors
+        check(name, False, f"{type(error).__name__}: {error}")
+        return None
+
+
+def make_instance(study, series, patient, modality, number, rows=8, frames=1,
+                  syntax=ExplicitVRLittleEndian):
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.StudyDate = patient["date"]
+    ds.Modality = modality
+    ds.InstitutionName = patient["institution"]
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = series
+    ds.PatientName = patient["name"]
+    ds.PatientID = patient["id"]
+    ds.SeriesNumber = 1 if modality == "CT" else 2
+    ds.InstanceNumber = number
+    ds.Rows = rows
+    ds.Columns = rows
+    ds.NumberOfFrames = frames
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    start = number * 1000
+    pixels = ((np.arange(rows * rows * frames, dtype=np.uint32) * 257 + start) % 65521).astype(np.uint16)
+    ds.PixelData = pixels.tobytes()
+    return ds
+
+
+def first(result, tag):
+    values = result.get(tag, {}).get("Value", [])
+    return values[0] if values else None
+
+
+def main():
+    binary = sys.argv[1]
+    root = tempfile.mkdtemp(prefix="dws-query-interop-")
+    server = subprocess.Popen([binary, "--port", "0", "--dir", root],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = server.stdout.readline()
+        base = line.strip().split("listening on ")[-1]
+        check("server prints its listening line", base.startswith("http://127.0.0.1:"), line)
+        client = DICOMwebClient(url=base + "/dicomweb")
+
+        muller = {"name": "Müller^José", "id": "QC-1", "date": "20240102", "institution": "Interop Clinic"}
+        other = {"name": "Other^Patient", "id": "QC-2", "date": "20190707", "institution": "Elsewhere"}
+        study, ct_series, mr_series = generate_uid(), generate_uid(), generate_uid()
+        ct = [make_instance(study, ct_series, muller, "CT", 2),
+              make_instance(study, ct_series, muller, "CT", 1, syntax=ImplicitVRLittleEndian)]
+        multi = make_instance(study, mr_series, muller, "MR", 1, rows=16, frames=4)
+        lone = make_instance(generate_uid(), generate_uid(), other, "CT", 1)
+        response = client.store_instances(ct + [multi])
+        check("dicomweb-client stores 3 instances of one study",
+              len(getattr(response, "ReferencedSOPSequence", [])) == 3)
+        client.store_instances([lone])
+
+        studies = attempt("search_for_studies", client.search_for_studies) or []
+        uids = sorted(first(s, "0020000D") for s in studies)
+        check("search_for_studies finds both studies", uids == sorted([study, lone.StudyInstanceUID]), uids)
+
+        found = attempt("search_for_studies with filters and fields", lambda: client.search_for_studies(
+            search_filters={"PatientID": "QC-1"}, fields=["InstitutionName"])) or [{}]
+        check("search_for_studies by PatientID finds one study",
+              len(found) == 1 and first(found[0], "0020000D") == study, found)
+        check("  with NumberOfStudyRelatedInstances 3", first(found[0], "00201208") == 3, found[0].get("00201208"))
+        check("  with NumberOfStudyRelatedSeries 2", first(found[0], "00201206") == 2, found[0].get("00201206"))
+        check("  with ModalitiesInStudy CT, MR",
+              found[0].get("00080061", {}).get("Value") == ["CT", "MR"], found[0].get("00080061"))
+        check("  with the included InstitutionName", first(found[0], "00080080") == "Interop Clinic",
+              found[0].get("00080080"))
+        check("  with the accented PatientName",
+              first(found[0], "00100010") == {"Alphabetic": "Müller^José"}, found[0].get("00100010"))
+
+        fuzzy = attempt("search_for_studies fuzzy", lambda: client.search_for_studies(
+            fuzzymatching=True, search_filters={"PatientName": "muller"})) or []
+        check("fuzzymatching finds 'muller' in Müller^José", [first(s, "0020000D") for s in fuzzy] == [study], fuzzy)
+        strict = attempt("search_for_studies strict", lambda: client.search_for_studies(
+            search_filters={"PatientName": "muller"}))
+        check("without fuzzymatching 'muller' matches nothing", strict == [], strict)
+        ranged = attempt("search_for_studies date range", lambda: client.search_for_studies(
+            search_filters={"StudyDate": "20200101-"})) or []
+        check("StudyDate range 20200101- finds one study", [first(s, "0020000D") for s in ranged] == [study])
+
+        series = attempt("search_for_series", lambda: client.search_for_series(study_instance_uid=study)) or []
+        check("search_for_series in the study finds 2 series in SeriesNumber order",
+              [first(s, "0020000E") for s in series] == [ct_series, mr_series], series)
+        mr = attempt("search_for_series by Modality", lambda: client.search_for_series(
+            search_filters={"Modality": "MR"}, fields=["InstitutionName"])) or [{}]
+        check("search_for_series Modality=MR finds the multi-frame series",
+              [first(s, "0020000E") for s in mr] == [mr_series], mr)
+        check("  with NumberOfSeriesRelatedInstances 1", first(mr[0], "00201209") == 1)
+
+        instances = attempt("search_for_instances", lambda: client.search_for_instances(
+            study_instance_uid=study, series_instance_uid=ct_series)) or []
+        check("search_for_instances in a series is ordered by InstanceNumber",
+              [first(i, "00080018") for i in instances] == [ct[1].SOPInstanceUID, ct[0].SOPInstanceUID], instances)
+        expected_url = f"{base}/dicomweb/studies/{study}/series/{ct_series}/instances/{ct[1].SOPInstanceUID}"
+        check("  with RetrieveURL", instances and first(instances[0], "00081190") == expected_url,
+              instances and instances[0].get("00081190"))
+        frames = attempt("search_for_instances with filters", lambda: client.search_for_instances(
+            search_filters={"SOPInstanceUID": multi.SOPInstanceUID}, fields=["InstitutionName"])) or [{}]
+        check("search_for_instances by SOPInstanceUID gives NumberOfFrames 4",
+              len(frames) == 1 and first(frames[0], "00280008") == 4, frames)
+
+        for ds in ct + [multi]:
+            got = attempt(f"retrieve_instance {ds.SOPInstanceUID} (transfer-syntax=*) reads as PS3.10",
+                          lambda: client.retrieve_instance(study, ds.SeriesInstanceUID, ds.SOPInstanceUID))
+            if got is None:
+                continue
+            check(f"retrieve_instance {ds.SOPInstanceUID}: UIDs as stored",
+                  (got.SOPInstanceUID, got.SeriesInstanceUID, got.StudyInstanceUID)
+                  == (ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.StudyInstanceUID))
+            check("  pixel data as stored", bytes(got.PixelData) == bytes(ds.PixelData))
+            check("  patient name as stored", str(got.PatientName) == "Müller^José", str(got.PatientName))
+
+        metadata = attempt("retrieve_series_metadata", lambda: client.retrieve_series_metadata(study, mr_series)) or [{}]
+        check("retrieve_series_metadata gives one instance", len(metadata) == 1, len(metadata))
+        check("  with NumberOfFrames 4", first(metadata[0], "00280008") == 4, metadata[0].get("00280008"))
+        check("  with Rows 16", first(metadata[0], "00280010") == 16, metadata[0].get("00280010"))
+        uri = metadata[0].get("7FE00010", {}).get("BulkDataURI", "")
+        check("  pixel data as an absolute BulkDataURI",
+              uri == f"{base}/dicomweb/studies/{study}/series/{mr_series}/instances/{multi.SOPInstanceUID}/bulk/7FE00010",
+              uri)
+
+        frame_bytes = 16 * 16 * 2
+        pixels = bytes(multi.PixelData)
+        got = attempt("retrieve_instance_frames", lambda: client.retrieve_instance_frames(
+            study, mr_series, multi.SOPInstanceUID, frame_numbers=[2, 4])) or []
+        check("retrieve_instance_frames [2, 4] gives 2 frames", len(got) == 2, len(got))
+        check("  frame bytes as stored, in request order",
+              list(got) == [pixels[frame_bytes:2 * frame_bytes], pixels[3 * frame_bytes:]])
+
+        if uri:
+            bulk = attempt("retrieve_bulkdata", lambda: client.retrieve_bulkdata(uri)) or []
+            check("retrieve_bulkdata of the pixel data gives the stored bytes",
+                  len(bulk) == 1 and bytes(bulk[0]) == pixels, [len(b) for b in bulk])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    check("server exits cleanly on SIGTERM", server.returncode == 0, str(server.returncode))
+    passed = sum(RESULTS)
+    failed = len(RESULTS) - passed
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
