@@ -46,6 +46,10 @@ CREATE TABLE IF NOT EXISTS instances (
 );
 CREATE INDEX IF NOT EXISTS instances_series ON instances(series_uid);
 CREATE INDEX IF NOT EXISTS instances_study ON instances(study_uid);
+CREATE INDEX IF NOT EXISTS instances_study_order
+    ON instances(study_uid, CAST(instance_number AS INTEGER), sop_uid);
+CREATE INDEX IF NOT EXISTS instances_series_order
+    ON instances(series_uid, CAST(instance_number AS INTEGER), sop_uid);
 CREATE TABLE IF NOT EXISTS pending (batch INTEGER NOT NULL, sop_uid TEXT NOT NULL, path TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS pending_batch ON pending(batch);
 ";
@@ -593,7 +597,9 @@ impl Index for SqliteIndex {
                  ORDER BY CAST(instance_number AS INTEGER), sop_uid LIMIT 1"
             );
             connection
-                .query_row(&sql, params_from_iter(params.iter()), |row| row.get(0))
+                .prepare_cached(&sql)
+                .map_err(err)?
+                .query_row(params_from_iter(params.iter()), |row| row.get(0))
                 .optional()
                 .map_err(err)
         })
