@@ -11,6 +11,7 @@ level with filters and fields, retrieves instances, series metadata, frames and 
 data's BulkDataURI, and compares what comes back with what was stored. Prints one line per
 check and a closing 'N passed, N failed' line; exits non-zero on any failure.
 """
+import io
 import subprocess
 import sys
 import tempfile
@@ -26,6 +27,22 @@ RESULTS = []
 def check(name, condition, detail=""):
     RESULTS.append(bool(condition))
     print(("ok   " if condition else "FAIL ") + name + (f": {detail}" if detail and not condition else ""))
+
+
+def as_sent(ds):
+    """The bytes dicomweb-client sends for `ds`: pydicom's encoding without preamble or DICM."""
+    buffer = io.BytesIO()
+    ds.save_as(buffer, write_like_original=True)
+    return buffer.getvalue()
+
+
+def single_part(response):
+    """The payload of a one-part multipart/related response, exactly."""
+    response.raise_for_status()
+    boundary = response.headers["Content-Type"].split("boundary=")[1].split(";")[0].strip('"')
+    delimiter = b"--" + boundary.encode()
+    part = response.content.split(delimiter)[1]
+    return part[part.index(b"\r\n\r\n") + 4:-2]
 
 
 def attempt(name, call):
@@ -157,6 +174,12 @@ def main():
                   == (ds.SOPInstanceUID, ds.SeriesInstanceUID, ds.StudyInstanceUID))
             check("  pixel data as stored", bytes(got.PixelData) == bytes(ds.PixelData))
             check("  patient name as stored", str(got.PatientName) == "Müller^José", str(got.PatientName))
+            url = f"{base}/dicomweb/studies/{study}/series/{ds.SeriesInstanceUID}/instances/{ds.SOPInstanceUID}"
+            raw = attempt("  raw retrieve with transfer-syntax=*", lambda: single_part(client._session.get(
+                url, headers={"Accept": 'multipart/related; type="application/dicom"; transfer-syntax=*'})))
+            # Stored as sent; served with the preamble and DICM the client left out.
+            check("  retrieved bytes identical to those sent (after the added preamble)",
+                  raw == b"\0" * 128 + b"DICM" + as_sent(ds))
 
         metadata = attempt("retrieve_series_metadata", lambda: client.retrieve_series_metadata(study, mr_series)) or [{}]
         check("retrieve_series_metadata gives one instance", len(metadata) == 1, len(metadata))
