@@ -120,7 +120,7 @@ pub struct Config {
     )]
     pub debug_listen: Option<String>,
 
-    /// The URL clients reach the DICOMweb routes at (e.g. https://pacs.example.org/dicomweb
+    /// The URL clients reach the DICOMweb routes at (e.g. `https://pacs.example.org/dicomweb`
     /// behind a reverse proxy), used in Retrieve URLs and Bulk Data URIs. By default they are
     /// built from each request's Host header and --server-path.
     #[arg(long, env = "DICOMWEB_PUBLIC_URL", value_name = "URL")]
