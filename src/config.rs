@@ -21,6 +21,24 @@ pub const DEFAULT_MAX_PART_HEADER_BYTES: usize = 16 * 1024;
 /// Default cap on sequence/item nesting in a data set (real data rarely exceeds 6).
 pub const DEFAULT_MAX_DEPTH: usize = 32;
 
+/// Default idle timeout of request bodies and retrieves, in seconds.
+pub const DEFAULT_IDLE_TIMEOUT_SECS: u64 = 60;
+
+/// Default cap on parts per STOW-RS request (real batches hold tens to hundreds).
+pub const DEFAULT_MAX_PARTS: usize = 10_000;
+
+/// Default cap on a query string: OHIF's longest searches are well under 1 KiB.
+pub const DEFAULT_MAX_QUERY_BYTES: usize = 8 * 1024;
+
+/// Which routes require credentials when credentials are configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AuthScope {
+    /// Every route, status included.
+    All,
+    /// STOW-RS only.
+    Stow,
+}
+
 /// What the binary does besides serving.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
@@ -136,6 +154,44 @@ pub struct Config {
     )]
     pub cors_allow_origins: Vec<String>,
 
+    /// Seconds a request body may go without sending a byte before the upload is cut off and
+    /// everything it held is freed (per read, not for the whole request: big uploads from
+    /// honest clients are never cut). Also how long a retrieve waits on a client that stopped
+    /// reading.
+    #[arg(long, env = "DICOMWEB_IDLE_TIMEOUT_SECS", default_value_t = DEFAULT_IDLE_TIMEOUT_SECS)]
+    pub idle_timeout_secs: u64,
+
+    /// Largest request body accepted, in bytes (0: no limit). A larger Content-Length is
+    /// refused with 413 before reading; a chunked body that grows past it is cut there.
+    #[arg(long, env = "DICOMWEB_MAX_REQUEST_BYTES", default_value_t = 0)]
+    pub max_request_bytes: u64,
+
+    /// Most parts accepted in one STOW-RS request; later parts fail.
+    #[arg(long, env = "DICOMWEB_MAX_PARTS", default_value_t = DEFAULT_MAX_PARTS)]
+    pub max_parts: usize,
+
+    /// Longest query string accepted (QIDO-RS and others), in bytes.
+    #[arg(long, env = "DICOMWEB_MAX_QUERY_BYTES", default_value_t = DEFAULT_MAX_QUERY_BYTES)]
+    pub max_query_bytes: usize,
+
+    /// File holding the bearer token that grants full access (reads and STOW); a trailing
+    /// newline is ignored. With no credential configured, no authentication is required.
+    #[arg(long, env = "DICOMWEB_AUTH_TOKEN_FILE", value_name = "PATH")]
+    pub auth_token_file: Option<PathBuf>,
+
+    /// File holding a bearer token that grants reads only (STOW with it is 403).
+    #[arg(long, env = "DICOMWEB_AUTH_READ_TOKEN_FILE", value_name = "PATH")]
+    pub auth_read_token_file: Option<PathBuf>,
+
+    /// File holding `user:password` for HTTP basic authentication with full access.
+    #[arg(long, env = "DICOMWEB_AUTH_BASIC_FILE", value_name = "PATH")]
+    pub auth_basic_file: Option<PathBuf>,
+
+    /// What needs credentials when some are configured: `all` routes, or only `stow`
+    /// (searches and retrieves stay open).
+    #[arg(long, env = "DICOMWEB_AUTH_SCOPE", value_enum, default_value_t = AuthScope::All)]
+    pub auth_scope: AuthScope,
+
     /// Seconds in-flight uploads may take to finish after SIGTERM/SIGINT before they are
     /// abandoned (their temp files removed, nothing acknowledged).
     #[arg(long, env = "DICOMWEB_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
@@ -190,6 +246,15 @@ impl Config {
         }
         if self.stack_dump_sample_ms == Some(0) {
             return Err("STACK_DUMP_SAMPLE_MS must be at least 1".into());
+        }
+        if self.idle_timeout_secs == 0 {
+            return Err("--idle-timeout-secs must be at least 1".into());
+        }
+        if self.max_parts == 0 {
+            return Err("--max-parts must be at least 1".into());
+        }
+        if self.max_query_bytes < 256 {
+            return Err("--max-query-bytes must be at least 256".into());
         }
         if self.livelock_detect_ms == Some(0) {
             return Err("--livelock-detect must be at least 1 ms".into());

@@ -5,6 +5,7 @@
 //! [`dicom`], whose events feed the listeners; [`store`] makes finished instances durable and
 //! visible. See ARCHITECTURE.md for the map and its invariants.
 
+pub mod auth;
 pub mod config;
 pub mod cors;
 pub mod diag;

@@ -15,6 +15,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use tokio::net::TcpListener;
 
+use crate::auth::{guard, Credentials, Guard};
 use crate::config::Config;
 use crate::cors::{cors, Origins};
 use crate::diag;
@@ -35,6 +36,8 @@ pub struct AppState {
     pub store: FsStore,
     /// What QIDO-RS searches and WADO-RS looks up; written by the STOW group commit.
     pub index: Arc<dyn Index>,
+    /// Credentials and request limits checked before any route.
+    pub guard: Arc<Guard>,
     /// The address the server listens on (for URLs when a request has no usable Host).
     pub local_addr: SocketAddr,
     /// Uploads in flight, for `/status` and the stack dump.
@@ -251,6 +254,8 @@ pub fn router(app: Arc<AppState>) -> Router {
         )
         // Bodies stream through bounded buffers; their size is not limited here.
         .layer(DefaultBodyLimit::disable())
+        .layer(axum::middleware::from_fn_with_state(app.guard.clone(), guard))
+        // CORS is outermost: preflights are answered before credentials are asked for.
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(Origins(app.config.cors_allow_origins.clone())),
             cors,
@@ -280,11 +285,17 @@ pub async fn run(
             "removed instances of uploads interrupted before they were acknowledged"
         );
     }
+    let credentials = Credentials::load(&config).map_err(io::Error::other)?;
+    let guard = Arc::new(Guard {
+        credentials,
+        max_query_bytes: config.max_query_bytes,
+    });
     let local_addr = listener.local_addr()?;
     let app = Arc::new(AppState {
         config,
         store,
         index: Arc::new(index),
+        guard,
         local_addr,
         uploads: Arc::new(Uploads::default()),
         started: Instant::now(),

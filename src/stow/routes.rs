@@ -4,6 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
@@ -148,6 +149,20 @@ async fn store_instances(
         Ok(kind) => kind,
         Err(refusal) => return refusal.into_response(),
     };
+    let max_bytes = app.config.max_request_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(length) = declared.filter(|length| max_bytes > 0 && *length > max_bytes) {
+        return refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the request body of {length} bytes is larger than the limit of {max_bytes} bytes"
+            ),
+        )
+        .into_response();
+    }
     let request_id = app.next_request_id();
     let span = tracing::info_span!("stow", request = request_id, study = route_study.as_deref());
     let route = match &route_study {
@@ -160,7 +175,7 @@ async fn store_instances(
     );
     let registration = app.uploads.start(request_id, Some(client), route);
     let request_task = task.info().clone();
-    let outcomes = task
+    let (outcomes, oversized) = task
         .instrument(ingest(
             &app,
             &registration.upload,
@@ -172,7 +187,11 @@ async fn store_instances(
         .instrument(span.clone())
         .await;
     app.count_outcomes(&outcomes);
-    let status = status_for(&outcomes);
+    let mut status = status_for(&outcomes);
+    if oversized && !status.is_success() {
+        // Nothing stored because the body outgrew the limit: say so (PS3.18 peers use 413).
+        status = StatusCode::PAYLOAD_TOO_LARGE;
+    }
     let stored = outcomes
         .iter()
         .filter(|o| matches!(o, PartOutcome::Stored(_)))
@@ -223,6 +242,8 @@ struct Pump<'a> {
     committed: Vec<PartOutcome>,
     /// Group commits done so far in this request (each is one index batch).
     commits: u64,
+    /// Parts started so far, those past `--max-parts` included.
+    parts_seen: usize,
 }
 
 impl Pump<'_> {
@@ -260,7 +281,22 @@ impl Pump<'_> {
         if self.slots.len() >= COMMIT_GROUP {
             self.commit_slots().await;
         }
-        let index = self.committed.len() + self.slots.len();
+        let index = self.parts_seen;
+        self.parts_seen += 1;
+        if index >= self.app.config.max_parts {
+            // The first part over the limit reports it; the rest are skipped unread.
+            if index == self.app.config.max_parts {
+                self.body_failures.push(Failure::other(
+                    reason::OUT_OF_RESOURCES,
+                    format!(
+                        "more than {} parts in one request: the rest were not stored",
+                        self.app.config.max_parts
+                    ),
+                ));
+            }
+            self.current = None;
+            return;
+        }
         if let Some(media) = content_type {
             if media.essence != DICOM {
                 self.current = None;
@@ -360,7 +396,7 @@ async fn ingest(
     mut body: Body,
     kind: BodyKind,
     route_study: Option<String>,
-) -> Vec<PartOutcome> {
+) -> (Vec<PartOutcome>, bool) {
     let mut pump = Pump {
         app,
         upload,
@@ -372,6 +408,7 @@ async fn ingest(
         body_failures: Vec::new(),
         committed: Vec::new(),
         commits: 0,
+        parts_seen: 0,
     };
     let mut splitter = match &kind {
         BodyKind::Multipart { boundary } => {
@@ -387,12 +424,23 @@ async fn ingest(
     // gets the response instead of a reset connection.
     let mut discarding = false;
     let mut body_error = None;
+    let idle = Duration::from_secs(app.config.idle_timeout_secs);
+    let max_bytes = app.config.max_request_bytes;
+    let mut received = 0u64;
+    let mut oversized = false;
     loop {
         task.set_state("waiting for body bytes from the client");
-        let frame = match body.frame().await {
-            None => break,
-            Some(Ok(frame)) => frame,
-            Some(Err(error)) => {
+        let frame = match tokio::time::timeout(idle, body.frame()).await {
+            Err(_) => {
+                body_error = Some(format!(
+                    "no bytes from the client for {} s: upload abandoned",
+                    idle.as_secs()
+                ));
+                break;
+            }
+            Ok(None) => break,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(error))) => {
                 body_error = Some(format!("the request body could not be read: {error}"));
                 break;
             }
@@ -401,6 +449,15 @@ async fn ingest(
             continue;
         };
         upload.received(chunk.len());
+        received += chunk.len() as u64;
+        if max_bytes > 0 && received > max_bytes {
+            // Stop reading: the rest of an oversized body is not worth receiving.
+            oversized = true;
+            body_error = Some(format!(
+                "the request is larger than the limit of {max_bytes} bytes"
+            ));
+            break;
+        }
         if discarding {
             continue;
         }
@@ -434,7 +491,7 @@ async fn ingest(
         }
     }
     task.set_state("body done: waiting for parts to be stored, then syncing directories");
-    finish(pump).await
+    (finish(pump).await, oversized)
 }
 
 /// Waits for every part left, commits the prepared ones (see [`super::commit`]), and returns

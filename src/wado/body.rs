@@ -8,6 +8,9 @@ use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use http_body::Frame;
+use std::time::Duration;
+
+use tokio::runtime::Handle;
 use tokio::sync::mpsc;
 
 /// Chunks queued between the producing thread and the socket (each up to `CHUNK`).
@@ -39,30 +42,48 @@ impl http_body::Body for ChannelBody {
 pub struct BodyWriter {
     sender: mpsc::Sender<io::Result<Bytes>>,
     pending: BytesMut,
+    /// How long a chunk may wait for a client that stopped reading.
+    idle: Duration,
+    runtime: Handle,
 }
 
-/// A connected body and its writer.
-pub fn channel() -> (ChannelBody, BodyWriter) {
+/// A connected body and its writer; the writer gives up when the client reads nothing for
+/// `idle`. Call from within the runtime (the writer is then moved to a blocking thread).
+pub fn channel(idle: Duration) -> (ChannelBody, BodyWriter) {
     let (sender, receiver) = mpsc::channel(QUEUE_CHUNKS);
     (
         ChannelBody { receiver },
         BodyWriter {
             sender,
             pending: BytesMut::with_capacity(CHUNK),
+            idle,
+            runtime: Handle::current(),
         },
     )
 }
 
 impl BodyWriter {
     fn send(&mut self, chunk: Bytes) -> io::Result<()> {
-        self.sender
-            .blocking_send(Ok(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "the client has gone"))
+        let sent = self
+            .runtime
+            .block_on(tokio::time::timeout(self.idle, self.sender.send(Ok(chunk))));
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the client has gone",
+            )),
+            Err(_) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client stopped reading",
+            )),
+        }
     }
 
-    /// Ends the body with an error (the client sees a cut-off response).
+    /// Ends the body with an error (the client sees a cut-off response). Never waits: with
+    /// the queue full the body simply ends, cut off all the same.
     pub fn fail(self, error: io::Error) {
-        let _ = self.sender.blocking_send(Err(error));
+        let _ = self.sender.try_send(Err(error));
     }
 }
 

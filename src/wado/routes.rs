@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -64,6 +65,10 @@ async fn blocking<T: Send + 'static>(
         Ok(Err(error)) => Err(index_error(error)),
         Err(error) => Err(refuse(StatusCode::INTERNAL_SERVER_ERROR, error.to_string())),
     }
+}
+
+fn idle_timeout(app: &AppState) -> Duration {
+    Duration::from_secs(app.config.idle_timeout_secs)
 }
 
 fn multipart_response(boundary: &str, payload: &str, body: Body) -> Response {
@@ -131,8 +136,11 @@ fn write_missing_preamble(file: &mut File, out: &mut impl Write) -> io::Result<(
 }
 
 /// Runs `produce` on a blocking thread, streaming what it writes as the response body.
-fn stream(produce: impl FnOnce(&mut BodyWriter) -> io::Result<()> + Send + 'static) -> Body {
-    let (body, mut writer) = channel();
+fn stream(
+    idle: Duration,
+    produce: impl FnOnce(&mut BodyWriter) -> io::Result<()> + Send + 'static,
+) -> Body {
+    let (body, mut writer) = channel(idle);
     tokio::task::spawn_blocking(move || {
         let result = produce(&mut writer).and_then(|()| writer.flush());
         if let Err(error) = result {
@@ -233,7 +241,7 @@ async fn retrieve(
     let root = app.store.root().to_path_buf();
     let boundary = new_boundary();
     let part_boundary = boundary.clone();
-    let body = stream(move |out| {
+    let body = stream(idle_timeout(&app), move |out| {
         for (stored, output) in plan {
             let path = root.join(&stored.path);
             let mut file = File::open(&path)?;
@@ -664,7 +672,7 @@ pub async fn frames(
     let boundary = new_boundary();
     let part_boundary = boundary.clone();
     let deflated = layout.deflated;
-    let body = stream(move |out| {
+    let body = stream(idle_timeout(&app), move |out| {
         let mut source = Source::open(&path, deflated)?;
         for frame in ranges {
             open_part(
@@ -715,7 +723,7 @@ pub async fn bulk(
     let boundary = new_boundary();
     let part_boundary = boundary.clone();
     let deflated = layout.deflated;
-    let body = stream(move |out| {
+    let body = stream(idle_timeout(&app), move |out| {
         let mut source = Source::open(&file_path, deflated)?;
         open_part(out, &part_boundary, OCTET_STREAM)?;
         source.write_range(offset, length, swap, out)?;
