@@ -295,6 +295,13 @@ impl FsStore {
             }
             Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
                 if same_contents(&source, &path)? {
+                    // Another request may have linked it without having synced the entry
+                    // yet: sync the whole chain before acknowledging it here too.
+                    let mut ancestor = Some(dir);
+                    while let Some(current) = ancestor.filter(|d| d.starts_with(&self.root)) {
+                        dirty_dirs.insert(current.to_path_buf());
+                        ancestor = current.parent();
+                    }
                     Ok(CommitOutcome::AlreadyStored)
                 } else {
                     Ok(CommitOutcome::Conflict)

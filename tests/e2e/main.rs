@@ -14,6 +14,7 @@ mod large;
 mod load;
 mod malformed;
 mod outcomes;
+mod properties;
 mod qido;
 mod security;
 mod structures;

@@ -114,6 +114,11 @@ impl Connection {
         self.write(b"0\r\n\r\n").await;
     }
 
+    /// Drops the connection with a reset (RST, `SO_LINGER` 0) instead of an orderly close.
+    pub fn reset(self) {
+        let _ = self.reader.get_ref().set_zero_linger();
+    }
+
     /// Closes the write half: the server sees end of stream.
     pub async fn shutdown_write(&mut self) {
         let _ = self.reader.get_mut().shutdown().await;

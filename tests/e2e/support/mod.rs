@@ -1,7 +1,9 @@
 //! Shared machinery for the end-to-end tests: the server under test, a raw HTTP/1.1 client,
 //! DICOM and multipart generators, and the response model.
 
+pub mod consistency;
 pub mod dicom;
+pub mod generated;
 pub mod http;
 pub mod instances;
 pub mod multipart;

@@ -41,6 +41,16 @@ impl TestServer {
         let tempdir = tempfile::tempdir().expect("create a temporary directory");
         let root = tempdir.path().join("root");
         std::fs::create_dir(&root).expect("create the storage root");
+        TestServer::start_in(tempdir, root, configure).await
+    }
+
+    /// Starts a server on an existing storage root inside `tempdir` (e.g. a filesystem the
+    /// test mounted there), its default configuration first adjusted by `configure`.
+    pub async fn start_in(
+        tempdir: tempfile::TempDir,
+        root: PathBuf,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestServer {
         let mut config = Config::with_dir(&root);
         configure(&mut config);
         let config = config.validate().expect("a valid test configuration");
@@ -146,6 +156,27 @@ pub fn assert_tmp_empty(root: &Path) {
         leftovers.is_empty(),
         "temporary files left behind: {leftovers:?}"
     );
+}
+
+/// Temp files of `root` this process holds open: the server's unnamed (`O_TMPFILE`) temp
+/// files never show in a directory listing, only as `/proc/self/fd` links into `<root>/tmp`.
+/// Meaningful for an in-process [`TestServer`] only.
+pub fn open_temp_files(root: &Path) -> Vec<PathBuf> {
+    let tmp = root.join("tmp");
+    let Ok(entries) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut open = Vec::new();
+    for entry in entries.flatten() {
+        // A descriptor closed between the listing and the readlink is simply gone.
+        if let Ok(target) = std::fs::read_link(entry.path()) {
+            if target.starts_with(&tmp) {
+                open.push(target);
+            }
+        }
+    }
+    open.sort();
+    open
 }
 
 /// Nothing at all is stored under `<root>/studies`.
