@@ -267,6 +267,7 @@ impl FsStore {
         let Some(dir) = path.parent() else {
             return Err(io::Error::other("instance path has no parent"));
         };
+        refuse_symlinks(&self.root, &path)?;
         self.create_dirs(dir, dirty_dirs)?;
         let source = temp.source();
         if self.allow_overwrite {
@@ -336,6 +337,44 @@ impl FsStore {
     }
 }
 
+/// Fails if any existing component of `path` below `root` is a symbolic link: the store never
+/// creates one, so one there could only lead out of the storage root.
+pub fn refuse_symlinks(root: &Path, path: &Path) -> io::Result<()> {
+    let Ok(relative) = path.strip_prefix(root) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "path outside the storage root",
+        ));
+    };
+    let mut current = root.to_path_buf();
+    for component in relative.components() {
+        current.push(component);
+        match fs::symlink_metadata(&current) {
+            Ok(metadata) if metadata.file_type().is_symlink() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{} is a symbolic link: refusing to follow it out of the storage root",
+                        current.display()
+                    ),
+                ))
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(())
+}
+
+/// Opens the stored file at `relative` (as the index records it) under `root`, refusing
+/// symbolic links on the way.
+pub fn open_stored(root: &Path, relative: &str) -> io::Result<File> {
+    let path = root.join(relative);
+    refuse_symlinks(root, &path)?;
+    File::open(path)
+}
+
 /// Syncs directories so that new entries in them survive a crash. Blocking.
 pub fn sync_dirs(dirs: &BTreeSet<PathBuf>) -> io::Result<()> {
     for dir in dirs {
@@ -373,4 +412,26 @@ fn read_full(file: &mut File, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(filled)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbolic_links_below_the_root_are_refused() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let outside = tempfile::tempdir().expect("tempdir");
+        std::fs::write(outside.path().join("x.dcm"), b"secret").expect("write");
+        let studies = root.path().join("studies");
+        std::fs::create_dir_all(&studies).expect("mkdir");
+        std::os::unix::fs::symlink(outside.path(), studies.join("1.2")).expect("symlink");
+        assert!(open_stored(root.path(), "studies/1.2/x.dcm").is_err());
+        assert!(refuse_symlinks(root.path(), &studies.join("1.2").join("x.dcm")).is_err());
+        std::fs::create_dir_all(studies.join("1.3")).expect("mkdir");
+        std::fs::write(studies.join("1.3").join("y.dcm"), b"ok").expect("write");
+        assert!(open_stored(root.path(), "studies/1.3/y.dcm").is_ok());
+        // Paths not created yet are fine.
+        assert!(refuse_symlinks(root.path(), &studies.join("1.4").join("z.dcm")).is_ok());
+    }
 }

@@ -3,4 +3,4 @@
 
 pub mod fs;
 
-pub use fs::{sync_dirs, CommitOutcome, FsStore, InstanceKey, TempInstance};
+pub use fs::{open_stored, sync_dirs, CommitOutcome, FsStore, InstanceKey, TempInstance};

@@ -27,6 +27,7 @@ use crate::index::layout::{FrameLayout, Layout};
 use crate::index::{IndexError, Scope, StoredInstance};
 use crate::refusal::{refuse, Refusal};
 use crate::server::{base_url, AppState};
+use crate::store::open_stored;
 use crate::stow::content_type::accepted;
 use dicom_core::VR;
 use flate2::read::DeflateDecoder;
@@ -243,8 +244,7 @@ async fn retrieve(
     let part_boundary = boundary.clone();
     let body = stream(idle_timeout(&app), move |out| {
         for (stored, output) in plan {
-            let path = root.join(&stored.path);
-            let mut file = File::open(&path)?;
+            let mut file = open_stored(&root, &stored.path)?;
             match output {
                 Output::AsStored => {
                     open_part(
@@ -402,13 +402,16 @@ enum Source {
 }
 
 impl Source {
-    fn open(path: &std::path::Path, deflated: bool) -> io::Result<Source> {
+    /// The stored file at `relative` under `root` (symbolic links refused).
+    fn open(root: &std::path::Path, relative: &str, deflated: bool) -> io::Result<Source> {
+        let file = open_stored(root, relative)?;
         if !deflated {
-            return File::open(path).map(Source::Plain);
+            return Ok(Source::Plain(file));
         }
+        let path = root.join(relative);
         Ok(Source::Deflated {
-            path: path.to_path_buf(),
-            dataset_start: dataset_start(path)?,
+            dataset_start: dataset_start(&path)?,
+            path,
         })
     }
 
@@ -668,12 +671,12 @@ pub async fn frames(
         ),
         Output::AsStored => (stored.transfer_syntax.clone(), 1),
     };
-    let path: PathBuf = app.store.root().join(&stored.path);
+    let root = app.store.root().to_path_buf();
     let boundary = new_boundary();
     let part_boundary = boundary.clone();
     let deflated = layout.deflated;
     let body = stream(idle_timeout(&app), move |out| {
-        let mut source = Source::open(&path, deflated)?;
+        let mut source = Source::open(&root, &stored.path, deflated)?;
         for frame in ranges {
             open_part(
                 out,
@@ -719,12 +722,12 @@ pub async fn bulk(
             )
         }
     };
-    let file_path = app.store.root().join(&stored.path);
+    let root = app.store.root().to_path_buf();
     let boundary = new_boundary();
     let part_boundary = boundary.clone();
     let deflated = layout.deflated;
     let body = stream(idle_timeout(&app), move |out| {
-        let mut source = Source::open(&file_path, deflated)?;
+        let mut source = Source::open(&root, &stored.path, deflated)?;
         open_part(out, &part_boundary, OCTET_STREAM)?;
         source.write_range(offset, length, swap, out)?;
         close_part(out)?;

@@ -197,3 +197,22 @@ async fn parts_over_the_limit_are_not_stored() {
     assert_eq!(files_under(&server.root.join("studies")).len(), 2);
     server.stop_and_check_tmp().await;
 }
+
+#[tokio::test]
+async fn symbolic_links_in_the_store_are_not_followed() {
+    let server = TestServer::start().await;
+    let outside = tempfile::tempdir().expect("tempdir");
+    let uids = Uids::fresh();
+    let studies = server.root.join("studies");
+    std::fs::create_dir_all(&studies).expect("studies dir");
+    std::os::unix::fs::symlink(outside.path(), studies.join(&uids.study)).expect("symlink");
+    let instance = simple(dicom::EXPLICIT_LE, &uids);
+    let result = crate::support::stow::stow(&server, &Multipart::of(&[&instance.bytes])).await;
+    assert_eq!(result.status, 409, "{}", result.json);
+    result.expect_failed(&uids.sop, 0xA700);
+    assert!(
+        files_under(outside.path()).is_empty(),
+        "nothing may be written through the link"
+    );
+    server.stop_and_check_tmp().await;
+}
