@@ -11,6 +11,7 @@ pub mod cors;
 pub mod diag;
 pub mod dicom;
 pub mod index;
+pub mod metrics;
 pub mod qido;
 pub mod refusal;
 pub mod reindex;

@@ -3,12 +3,12 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -24,6 +24,7 @@ use crate::diag::uploads::Uploads;
 use crate::diag::watchdog::watchdog;
 use crate::index::sqlite::SqliteIndex;
 use crate::index::Index;
+use crate::metrics::{count_requests, Metrics};
 use crate::qido::routes as qido;
 use crate::store::FsStore;
 use crate::stow::outcome::PartOutcome;
@@ -38,6 +39,10 @@ pub struct AppState {
     pub index: Arc<dyn Index>,
     /// Credentials and request limits checked before any route.
     pub guard: Arc<Guard>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Set when shutdown begins: readiness turns false while in-flight requests drain.
+    pub draining: AtomicBool,
     /// The address the server listens on (for URLs when a request has no usable Host).
     pub local_addr: SocketAddr,
     /// Uploads in flight, for `/status` and the stack dump.
@@ -62,11 +67,20 @@ impl AppState {
 
     pub fn count_outcomes(&self, outcomes: &[PartOutcome]) {
         for outcome in outcomes {
-            let counter = match outcome {
-                PartOutcome::Stored(_) => &self.counters.instances_stored,
-                PartOutcome::Failed(_) => &self.counters.instances_failed,
-            };
-            counter.fetch_add(1, Ordering::Relaxed);
+            match outcome {
+                PartOutcome::Stored(_) => {
+                    self.counters
+                        .instances_stored
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.metrics.instance_stored();
+                }
+                PartOutcome::Failed(failure) => {
+                    self.counters
+                        .instances_failed
+                        .fetch_add(1, Ordering::Relaxed);
+                    self.metrics.instance_failed(failure.reason);
+                }
+            }
         }
     }
 }
@@ -107,6 +121,35 @@ pub fn base_url(app: &AppState, headers: &HeaderMap) -> String {
         }
     };
     format!("http://{host}{}", app.config.server_path)
+}
+
+/// `GET {prefix}/metrics`: Prometheus text format.
+async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+    let text = app
+        .metrics
+        .render(app.uploads.count(), watchdog().reports_total());
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// `GET {prefix}/health/live`: the process answers.
+async fn live() -> &'static str {
+    "live\n"
+}
+
+/// `GET {prefix}/health/ready`: 200 while accepting work, 503 once shutdown has begun.
+async fn ready(State(app): State<Arc<AppState>>) -> Response {
+    if app.draining.load(Ordering::Relaxed) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else {
+        "ready\n".into_response()
+    }
 }
 
 /// `GET {prefix}/status[?livelock][&detailed]`: readiness, counters and in-flight uploads;
@@ -202,6 +245,9 @@ pub fn router(app: Arc<AppState>) -> Router {
     let prefix = app.config.server_path.clone();
     Router::new()
         .route(&format!("{prefix}/status"), get(status))
+        .route(&format!("{prefix}/metrics"), get(metrics))
+        .route(&format!("{prefix}/health/live"), get(live))
+        .route(&format!("{prefix}/health/ready"), get(ready))
         .route(
             &format!("{prefix}/studies"),
             post(routes::store_any).get(qido::studies),
@@ -255,6 +301,10 @@ pub fn router(app: Arc<AppState>) -> Router {
         // Bodies stream through bounded buffers; their size is not limited here.
         .layer(DefaultBodyLimit::disable())
         .layer(axum::middleware::from_fn_with_state(app.guard.clone(), guard))
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.metrics.clone(),
+            count_requests,
+        ))
         // CORS is outermost: preflights are answered before credentials are asked for.
         .layer(axum::middleware::from_fn_with_state(
             Arc::new(Origins(app.config.cors_allow_origins.clone())),
@@ -296,6 +346,8 @@ pub async fn run(
         store,
         index: Arc::new(index),
         guard,
+        metrics: Arc::new(Metrics::default()),
+        draining: AtomicBool::new(false),
         local_addr,
         uploads: Arc::new(Uploads::default()),
         started: Instant::now(),
@@ -332,8 +384,10 @@ pub async fn run(
     }
     let drain_timeout = Duration::from_secs(app.config.shutdown_timeout_secs);
     let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+    let draining = app.clone();
     let signal = async move {
         shutdown.await;
+        draining.draining.store(true, Ordering::Relaxed);
         let _ = stopping_tx.send(());
     };
     let service = router(app.clone()).into_make_service_with_connect_info::<SocketAddr>();

@@ -151,6 +151,8 @@ pub struct Watchdog {
     reports: Mutex<VecDeque<Report>>,
     /// Waits registered since the start (each one captured a stack).
     registrations: AtomicU64,
+    /// Warnings issued since the start.
+    reports_total: AtomicU64,
     /// Smallest threshold seen, in ms: sets the scan interval.
     min_threshold_ms: AtomicU64,
     thread: Once,
@@ -164,6 +166,7 @@ pub fn watchdog() -> &'static Watchdog {
         next_id: AtomicU64::new(1),
         reports: Mutex::new(VecDeque::new()),
         registrations: AtomicU64::new(0),
+        reports_total: AtomicU64::new(0),
         min_threshold_ms: AtomicU64::new(u64::MAX),
         thread: Once::new(),
     })
@@ -279,6 +282,7 @@ impl Watchdog {
                 "{}",
                 report.message()
             );
+            self.reports_total.fetch_add(1, Ordering::Relaxed);
             let mut reports = lock(&self.reports);
             if reports.len() == MAX_REPORTS {
                 reports.pop_front();
@@ -301,6 +305,11 @@ impl Watchdog {
             .collect();
         pending.sort_by_key(|wait| std::cmp::Reverse(wait.age));
         pending
+    }
+
+    /// Warnings issued since the process started.
+    pub fn reports_total(&self) -> u64 {
+        self.reports_total.load(Ordering::Relaxed)
     }
 
     /// Waits registered (stacks captured) since the process started.

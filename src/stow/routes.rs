@@ -163,6 +163,7 @@ async fn store_instances(
         )
         .into_response();
     }
+    let started = std::time::Instant::now();
     let request_id = app.next_request_id();
     let span = tracing::info_span!("stow", request = request_id, study = route_study.as_deref());
     let route = match &route_study {
@@ -187,6 +188,7 @@ async fn store_instances(
         .instrument(span.clone())
         .await;
     app.count_outcomes(&outcomes);
+    app.metrics.ingest_done(started.elapsed());
     let mut status = status_for(&outcomes);
     if oversized && !status.is_success() {
         // Nothing stored because the body outgrew the limit: say so (PS3.18 peers use 413).
@@ -449,6 +451,7 @@ async fn ingest(
             continue;
         };
         upload.received(chunk.len());
+        app.metrics.upload_bytes(chunk.len());
         received += chunk.len() as u64;
         if max_bytes > 0 && received > max_bytes {
             // Stop reading: the rest of an oversized body is not worth receiving.

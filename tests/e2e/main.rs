@@ -13,6 +13,7 @@ mod index;
 mod large;
 mod load;
 mod malformed;
+mod operations;
 mod outcomes;
 mod properties;
 mod qido;

@@ -1,0 +1,102 @@
+//! Operations endpoints: `/metrics` in the Prometheus text format counts what happened (bytes,
+//! instances by outcome and reason, durations, requests by route template), and the health
+//! probes answer, without credentials even when the server requires them.
+
+use crate::support::dicom;
+use crate::support::http;
+use crate::support::instances::{simple, Uids};
+use crate::support::multipart::{Multipart, Part};
+use crate::support::server::TestServer;
+use crate::support::stow::stow;
+
+/// The value of the sample line `name` (with its labels) in an exposition text.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_uploads_outcomes_and_requests() {
+    let server = TestServer::start().await;
+    let good = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    let body = Multipart::new(vec![Part::dicom(&good.bytes), Part::dicom(b"not DICOM")]);
+    let sent = body.encode().len() as f64;
+    let result = stow(&server, &body).await;
+    assert_eq!(result.status, 202, "{}", result.json);
+    let searched = http::get(server.addr, &server.route("/studies?PatientID=E2E-1"), &[]).await;
+    assert_eq!(searched.status, 200);
+
+    let response = http::get(server.addr, &server.route("/metrics"), &[]).await;
+    assert_eq!(response.status, 200);
+    assert!(
+        response.media_type().starts_with("text/plain"),
+        "{}",
+        response.media_type()
+    );
+    let text = response.text();
+    for family in [
+        "dicomweb_uploads_in_flight gauge",
+        "dicomweb_upload_bytes_total counter",
+        "dicomweb_instances_stored_total counter",
+        "dicomweb_instances_failed_total counter",
+        "dicomweb_ingest_duration_seconds histogram",
+        "dicomweb_livelock_warnings_total counter",
+        "dicomweb_http_requests_total counter",
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {family}")),
+            "{family} in:\n{text}"
+        );
+    }
+    assert_eq!(sample(&text, "dicomweb_uploads_in_flight"), Some(0.0));
+    assert_eq!(sample(&text, "dicomweb_upload_bytes_total"), Some(sent));
+    assert_eq!(sample(&text, "dicomweb_instances_stored_total"), Some(1.0));
+    assert_eq!(
+        sample(&text, "dicomweb_instances_failed_total{reason=\"0xC000\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&text, "dicomweb_ingest_duration_seconds_count"),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "dicomweb_ingest_duration_seconds_bucket{le=\"+Inf\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "dicomweb_http_requests_total{route=\"/dicomweb/studies\",method=\"POST\",status=\"202\"}"
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "dicomweb_http_requests_total{route=\"/dicomweb/studies\",method=\"GET\",status=\"200\"}"
+        ),
+        Some(1.0)
+    );
+    server.stop_and_check_tmp().await;
+}
+
+#[tokio::test]
+async fn health_probes_answer_without_credentials() {
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "secret\n").expect("write token");
+    let server = TestServer::start_with(move |config| config.auth_token_file = Some(token)).await;
+    for probe in ["/health/live", "/health/ready"] {
+        let response = http::get(server.addr, &server.route(probe), &[]).await;
+        assert_eq!(response.status, 200, "{probe}");
+    }
+    let metrics = http::get(server.addr, &server.route("/metrics"), &[]).await;
+    assert_eq!(
+        metrics.status, 401,
+        "metrics are protected with the `all` scope"
+    );
+    server.stop_and_check_tmp().await;
+}
