@@ -39,6 +39,15 @@ pub enum AuthScope {
     Stow,
 }
 
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (for log collectors).
+    Json,
+}
+
 /// What the binary does besides serving.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
 pub enum Command {
@@ -153,6 +162,10 @@ pub struct Config {
         value_delimiter = ','
     )]
     pub cors_allow_origins: Vec<String>,
+
+    /// Log format on stderr; levels and targets via RUST_LOG (e.g. `info,dicomwebserver=debug`).
+    #[arg(long, env = "DICOMWEB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Seconds a request body may go without sending a byte before the upload is cut off and
     /// everything it held is freed (per read, not for the whole request: big uploads from

@@ -1,7 +1,7 @@
 //! The `dicomwebserver` binary: parse configuration, initialise logging, bind, serve.
 
 use clap::Parser;
-use dicomwebserver::config::Command;
+use dicomwebserver::config::{Command, LogFormat};
 use dicomwebserver::{reindex, server, Config};
 use tracing_subscriber::EnvFilter;
 
@@ -14,15 +14,17 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            // The stack dump is written to stderr as one block already; its tracing event is
-            // for log collectors that enable the `dicomwebserver::diag::dump` target.
-            EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| EnvFilter::new("info,dicomwebserver::diag::dump=off")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The stack dump is written to stderr as one block already; its tracing event is for log
+    // collectors that enable the `dicomwebserver::diag::dump` target.
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,dicomwebserver::diag::dump=off"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
 
     if config.command == Some(Command::Reindex) {
         let root = config.storage_root();

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -195,7 +195,24 @@ pub async fn count_requests(
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |path| path.as_str().to_string());
     let method = request.method().as_str().to_string();
+    let bytes_in = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let started = Instant::now();
     let response = next.run(request).await;
-    metrics.request(route, method, response.status().as_u16());
+    let status = response.status().as_u16();
+    // One structured line per request (STOW-RS adds its own with the instance counts).
+    tracing::info!(
+        target: "dicomwebserver::access",
+        method = %method,
+        route = %route,
+        status,
+        bytes_in,
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    metrics.request(route, method, status);
     response
 }

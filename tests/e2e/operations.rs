@@ -100,3 +100,30 @@ async fn health_probes_answer_without_credentials() {
     );
     server.stop_and_check_tmp().await;
 }
+
+#[tokio::test]
+async fn json_logs_have_one_object_per_line_with_a_line_per_request() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_string_lossy().into_owned();
+    let server = crate::support::server::BinaryServer::spawn_observed(
+        &["--port", "0", "--dir", &root, "--log-format", "json"],
+        &[],
+    );
+    let response = http::get(server.addr, "/dicomweb/studies", &[]).await;
+    assert_eq!(response.status, 204);
+    let lines = server.stderr_until(std::time::Duration::from_secs(20), |line| {
+        line.contains("\"route\":\"/dicomweb/studies\"")
+    });
+    let access = lines
+        .iter()
+        .find(|line| line.contains("\"route\":\"/dicomweb/studies\""))
+        .expect("an access line for the search");
+    let object: serde_json::Value = serde_json::from_str(access).expect("a JSON object");
+    assert_eq!(object["fields"]["method"], "GET", "{access}");
+    assert_eq!(object["fields"]["status"], 204, "{access}");
+    assert!(object["fields"]["duration_ms"].is_number(), "{access}");
+    for line in &lines {
+        serde_json::from_str::<serde_json::Value>(line)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+    }
+}
