@@ -14,6 +14,7 @@ use super::json_frames::{native_frames, FragmentKind, PixelSequence};
 use super::json_values::{attribute, is_binary, render, tag_key, TextDecoding, ValueEncoding};
 use super::listener::{Listener, Rejection, TokenContext};
 use super::syntax::Syntax;
+use super::tags::PIXEL_DATA;
 use super::tokenizer::{ElementHeader, Token};
 
 /// Scheme of the `BulkDataURI`s the listener writes, followed by the value's path; the server
@@ -27,7 +28,6 @@ pub const DEFAULT_MAX_VALUE_LENGTH: usize = 64 * 1024;
 const SPECIFIC_CHARACTER_SET: Tag = Tag(0x0008, 0x0005);
 const FLOAT_PIXEL_DATA: Tag = Tag(0x7FE0, 0x0008);
 const DOUBLE_FLOAT_PIXEL_DATA: Tag = Tag(0x7FE0, 0x0009);
-const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
 
 /// What becomes a `BulkDataURI` rather than a value in the JSON.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -11,6 +11,7 @@ pub mod listener;
 pub mod metadata;
 pub mod reader;
 pub mod syntax;
+pub mod tags;
 pub mod tokenizer;
 pub mod transcode;
 pub mod validator;

@@ -11,6 +11,10 @@ use dicom_core::{Length, Tag, VR};
 use dicom_dictionary_std::StandardDataDictionary;
 
 use super::syntax::{dataset_encoding, has_long_length, DatasetEncoding, Syntax};
+use super::tags::{
+    ITEM, ITEM_DELIMITATION, META_GROUP_LENGTH, PIXEL_DATA, SEQUENCE_DELIMITATION,
+    TRANSFER_SYNTAX_UID,
+};
 
 /// Preamble (128 bytes) plus the `DICM` prefix.
 const PREAMBLE_LEN: usize = 132;
@@ -18,13 +22,6 @@ const PREAMBLE_LEN: usize = 132;
 const MAX_HEADER_LEN: usize = 12;
 /// Cap on captured meta group values (the transfer syntax UID is at most 64 bytes).
 const MAX_CAPTURED_META_VALUE: usize = 256;
-
-const ITEM: Tag = Tag(0xFFFE, 0xE000);
-const ITEM_DELIMITATION: Tag = Tag(0xFFFE, 0xE00D);
-const SEQUENCE_DELIMITATION: Tag = Tag(0xFFFE, 0xE0DD);
-const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
-const META_GROUP_LENGTH: Tag = Tag(0x0002, 0x0000);
-const TRANSFER_SYNTAX_UID: Tag = Tag(0x0002, 0x0010);
 
 /// An element header as read from the stream.
 #[derive(Debug, Clone, Copy, PartialEq)]

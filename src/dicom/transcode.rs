@@ -20,6 +20,9 @@ use super::syntax::{
     has_long_length, swap_unit, DEFLATED_EXPLICIT_VR_LE, EXPLICIT_VR_BE, EXPLICIT_VR_LE,
     IMPLICIT_VR_LE,
 };
+use super::tags::{
+    ITEM, ITEM_DELIMITATION, META_GROUP_LENGTH, SEQUENCE_DELIMITATION, TRANSFER_SYNTAX_UID,
+};
 use super::tokenizer::{ElementHeader, Step, Token, TokenError, Tokenizer};
 
 /// Size of the input, inflated-input and output buffers: large enough that per-call costs
@@ -37,11 +40,6 @@ const MAX_SHORT_LENGTH: u32 = 0xFFFE;
 /// Longest explicit VR element header.
 const MAX_HEADER_LEN: usize = 12;
 
-const ITEM: Tag = Tag(0xFFFE, 0xE000);
-const ITEM_DELIMITATION: Tag = Tag(0xFFFE, 0xE00D);
-const SEQUENCE_DELIMITATION: Tag = Tag(0xFFFE, 0xE0DD);
-const META_GROUP_LENGTH: Tag = Tag(0x0002, 0x0000);
-const TRANSFER_SYNTAX_UID: Tag = Tag(0x0002, 0x0010);
 const UNDEFINED: u32 = u32::MAX;
 
 /// Why an instance could not be transcoded.
