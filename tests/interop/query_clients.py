@@ -11,30 +11,13 @@ level with filters and fields, retrieves instances, series metadata, frames and 
 data's BulkDataURI, and compares what comes back with what was stored. Prints one line per
 check and a closing 'N passed, N failed' line; exits non-zero on any failure.
 """
-import io
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 from dicomweb_client.api import DICOMwebClient
+from harness import as_sent, check, start_server, stop_and_report
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
-
-RESULTS = []
-
-
-def check(name, condition, detail=""):
-    RESULTS.append(bool(condition))
-    print(("ok   " if condition else "FAIL ") + name + (f": {detail}" if detail and not condition else ""))
-
-
-def as_sent(ds):
-    """The bytes dicomweb-client sends for `ds`: pydicom's encoding without preamble or DICM."""
-    buffer = io.BytesIO()
-    ds.save_as(buffer, write_like_original=True)
-    return buffer.getvalue()
-
 
 def single_part(response):
     """The payload of a one-part multipart/related response, exactly."""
@@ -94,14 +77,8 @@ def first(result, tag):
 
 
 def main():
-    binary = sys.argv[1]
-    root = tempfile.mkdtemp(prefix="dws-query-interop-")
-    server = subprocess.Popen([binary, "--port", "0", "--dir", root],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server, base, root = start_server(sys.argv[1], "dws-query-interop-")
     try:
-        line = server.stdout.readline()
-        base = line.strip().split("listening on ")[-1]
-        check("server prints its listening line", base.startswith("http://127.0.0.1:"), line)
         client = DICOMwebClient(url=base + "/dicomweb")
 
         muller = {"name": "Müller^José", "id": "QC-1", "date": "20240102", "institution": "Interop Clinic"}
@@ -203,13 +180,8 @@ def main():
             check("retrieve_bulkdata of the pixel data gives the stored bytes",
                   len(bulk) == 1 and bytes(bulk[0]) == pixels, [len(b) for b in bulk])
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    check("server exits cleanly on SIGTERM", server.returncode == 0, str(server.returncode))
-    passed = sum(RESULTS)
-    failed = len(RESULTS) - passed
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+        code = stop_and_report(server)
+    return code
 
 
 if __name__ == "__main__":

@@ -18,16 +18,9 @@ import tempfile
 import numpy as np
 import pydicom
 from dicomweb_client.api import DICOMwebClient
+from harness import as_sent, check, start_server, stop_and_report
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
-
-RESULTS = []
-
-
-def check(name, condition, detail=""):
-    RESULTS.append(bool(condition))
-    print(("ok   " if condition else "FAIL ") + name + (f": {detail}" if detail and not condition else ""))
-
 
 def make_instance(study, series, rows=64, frames=1, syntax=ExplicitVRLittleEndian):
     ds = Dataset()
@@ -63,14 +56,6 @@ def encoded(ds):
     return buffer.getvalue()
 
 
-def as_dicomweb_client_sends(ds):
-    """The bytes dicomweb-client puts in a part for `ds`: the same pydicom encoding, without
-    the preamble and DICM (its `save_as(..., write_like_original=True)` omits them)."""
-    buffer = io.BytesIO()
-    ds.save_as(buffer, write_like_original=True)
-    return buffer.getvalue()
-
-
 def stored_path(root, ds):
     return os.path.join(root, "studies", ds.StudyInstanceUID, "series", ds.SeriesInstanceUID,
                         "instances", ds.SOPInstanceUID + ".dcm")
@@ -85,14 +70,8 @@ def same_file(path, data):
 
 
 def main():
-    binary = sys.argv[1]
-    root = tempfile.mkdtemp(prefix="dws-interop-")
-    server = subprocess.Popen([binary, "--port", "0", "--dir", root],
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    server, base, root = start_server(sys.argv[1], "dws-interop-")
     try:
-        line = server.stdout.readline()
-        base = line.strip().split("listening on ")[-1]
-        check("server prints its listening line", base.startswith("http://127.0.0.1:"), line)
         url = base + "/dicomweb"
         client = DICOMwebClient(url=url)
         study, series = generate_uid(), generate_uid()
@@ -106,14 +85,14 @@ def main():
               getattr(response, "RetrieveURL", "").endswith("/studies/" + study))
         for ds in small:
             check(f"dicomweb-client: {ds.SOPInstanceUID} stored byte for byte",
-                  same_file(stored_path(root, ds), as_dicomweb_client_sends(ds)))
+                  same_file(stored_path(root, ds), as_sent(ds)))
 
         big = make_instance(study, series, rows=512, frames=8)  # ~4 MiB: sent chunked
         response = client.store_instances([big], study_instance_uid=study)
         check("dicomweb-client stores a chunked 4 MiB instance to /studies/{study}",
               len(getattr(response, "ReferencedSOPSequence", [])) == 1)
         check("dicomweb-client: large instance stored byte for byte",
-              same_file(stored_path(root, big), as_dicomweb_client_sends(big)))
+              same_file(stored_path(root, big), as_sent(big)))
 
         other = make_instance(generate_uid(), generate_uid())
         try:
@@ -152,13 +131,8 @@ def main():
         leftovers = os.listdir(os.path.join(root, "tmp"))
         check("no temp files left", leftovers == [], str(leftovers))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
-    check("server exits cleanly on SIGTERM", server.returncode == 0, str(server.returncode))
-    passed = sum(RESULTS)
-    failed = len(RESULTS) - passed
-    print(f"{passed} passed, {failed} failed")
-    return 1 if failed else 0
+        code = stop_and_report(server)
+    return code
 
 
 if __name__ == "__main__":
