@@ -317,11 +317,6 @@ impl Watchdog {
         self.registrations.load(Ordering::Relaxed)
     }
 
-    /// Number of registered waits.
-    pub fn pending_count(&self) -> usize {
-        lock(&self.waits).len()
-    }
-
     /// Recent warnings, oldest first.
     pub fn reports(&self) -> Vec<Report> {
         lock(&self.reports).iter().cloned().collect()

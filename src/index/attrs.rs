@@ -169,16 +169,6 @@ pub fn by_tag(tag: u32) -> Option<&'static Attr> {
     ATTRS.iter().find(|attr| attr.tag == tag)
 }
 
-/// The attribute with this keyword (case-sensitive, as in the standard), if indexed.
-pub fn by_keyword(keyword: &str) -> Option<&'static Attr> {
-    ATTRS.iter().find(|attr| attr.keyword == keyword)
-}
-
-/// Attributes of one level, in table order.
-pub fn of_level(level: Level) -> impl Iterator<Item = &'static Attr> {
-    ATTRS.iter().filter(move |attr| attr.level == level)
-}
-
 /// `GGGGEEEE` for a tag.
 pub fn tag_key(tag: u32) -> String {
     format!("{tag:08X}")

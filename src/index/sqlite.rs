@@ -6,7 +6,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, params_from_iter, Connection, OptionalExtension};
 
-use super::attrs::{of_level, Attr, Level, ATTRS};
+use super::attrs::{Attr, Level, ATTRS};
 use super::normalize::{fold_name, pad_time};
 use super::query::{Matcher, Query, QueryResult, ResultRow};
 use super::{Index, IndexError, InstanceRecord, MetadataRow, Scope, StoredInstance};
@@ -629,9 +629,4 @@ impl Index for SqliteIndex {
                 .map_err(err)
         })
     }
-}
-
-/// Attributes of `level` only (not those above), for result rendering.
-pub fn level_attrs(level: Level) -> impl Iterator<Item = &'static Attr> {
-    of_level(level)
 }

@@ -251,15 +251,6 @@ impl TrackableReadBuffer {
         self.lock().unconsumed_len
     }
 
-    /// Consumer: the first unconsumed chunk (cheap: a reference-counted slice), if any.
-    pub fn front(&self) -> Option<Bytes> {
-        let state = self.lock();
-        state
-            .unconsumed
-            .front()
-            .map(|front| front.slice(state.front_read..))
-    }
-
     /// Consumer: the first unconsumed chunk, made at least `n` bytes long by merging the
     /// following chunks into it (a copy of `n` bytes) when it is shorter. Returns `None` if
     /// fewer than `n` bytes are buffered.
@@ -350,11 +341,6 @@ impl TrackableReadBuffer {
     pub fn is_complete(&self) -> bool {
         let state = self.lock();
         state.complete && state.truncated.is_none()
-    }
-
-    /// The reason given to [`TrackableReadBuffer::abort`], if any.
-    pub fn abort_reason(&self) -> Option<String> {
-        self.lock().aborted.clone()
     }
 }
 
