@@ -5,6 +5,7 @@
 use std::io::Read;
 
 use crate::support::dicom::{self, Builder, Syntax};
+use crate::support::generated::word;
 use crate::support::http::Connection;
 use crate::support::instances::Uids;
 use crate::support::multipart::{Multipart, Part};
@@ -18,16 +19,6 @@ const FRAMES: u32 = 128;
 const PIXEL_BYTES: u64 = ROWS as u64 * COLUMNS as u64 * 2 * FRAMES as u64;
 /// The generator's block; a multiple of 8 so blocks start on generator words.
 const BLOCK: usize = 64 * 1024;
-
-/// splitmix64: a fixed pseudo-random word per index, so any block can be regenerated.
-fn word(index: u64) -> u64 {
-    let mut z = index
-        .wrapping_add(0x9E37_79B9_7F4A_7C15)
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
 
 /// Pixel block `index` (the last one may be short).
 fn pixel_block(index: u64) -> Vec<u8> {

@@ -16,7 +16,7 @@ use super::multipart::{Multipart, Part};
 const BLOCK: usize = 64 * 1024;
 
 /// splitmix64: a fixed pseudo-random word per index.
-fn word(index: u64) -> u64 {
+pub fn word(index: u64) -> u64 {
     let mut z = index
         .wrapping_add(0x9E37_79B9_7F4A_7C15)
         .wrapping_mul(0x9E37_79B9_7F4A_7C15);
