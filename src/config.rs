@@ -53,6 +53,8 @@ pub enum LogFormat {
 pub enum Command {
     /// Rebuild the index from the files under --dir (run it while the server is stopped).
     Reindex,
+    /// Upload DICOM files and folders to a STOW-RS server (this one or any other).
+    Stow(crate::upload::StowArgs),
 }
 
 /// Command line of the `dicomwebserver` binary.

@@ -19,6 +19,7 @@ pub mod server;
 pub mod store;
 pub mod stow;
 pub mod stream;
+pub mod upload;
 pub mod wado;
 
 pub use config::Config;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use dicomwebserver::config::{Command, LogFormat};
-use dicomwebserver::{reindex, server, Config};
+use dicomwebserver::{reindex, server, upload, Config};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -26,6 +26,9 @@ async fn main() -> std::process::ExitCode {
         LogFormat::Json => logs.json().init(),
     }
 
+    if let Some(Command::Stow(args)) = &config.command {
+        return upload::run(args.clone()).await;
+    }
     if config.command == Some(Command::Reindex) {
         let root = config.storage_root();
         return match reindex::reindex(&root, config.max_depth).await {

@@ -22,4 +22,5 @@ mod structures;
 mod syntaxes;
 mod transport;
 mod uids;
+mod uploader;
 mod wado;

@@ -1,0 +1,1 @@
+//! The `stow` uploader against the real server.
