@@ -66,7 +66,7 @@ pub fn spawn(
                 }
                 PartResult::Failed(failure) => {
                     progress.set_phase(PartPhase::Failed);
-                    tracing::info!(
+                    tracing::debug!(
                         reason = format_args!("{:#06X}", failure.reason),
                         comment = %failure.comment,
                         "part failed"

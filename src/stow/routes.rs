@@ -199,6 +199,20 @@ async fn store_instances(
         .filter(|o| matches!(o, PartOutcome::Stored(_)))
         .count();
     span.in_scope(|| {
+        // One event per instance not stored, whatever stage refused it, with the full
+        // comment (the response carries at most 64 characters of it).
+        for (part, outcome) in outcomes.iter().enumerate() {
+            if let PartOutcome::Failed(failure) = outcome {
+                tracing::warn!(
+                    part,
+                    sop_class = failure.sop_class.as_deref().unwrap_or(""),
+                    sop_instance = failure.sop_instance.as_deref().unwrap_or(""),
+                    reason = format_args!("{:#06X}", failure.reason),
+                    comment = %failure.comment,
+                    "instance not stored"
+                );
+            }
+        }
         tracing::info!(
             status = status.as_u16(),
             stored,

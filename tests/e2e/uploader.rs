@@ -1,1 +1,366 @@
-//! The `stow` uploader against the real server.
+//! The `dicomwebserver stow` uploader, as a user runs it: the real binary walking a folder tree
+//! and uploading to the real server over loopback. Checks the bytes stored, the summary table,
+//! the progress output, the exit code, retries and credentials.
+
+use std::path::Path;
+use std::process::Command;
+
+use crate::support::dicom;
+use crate::support::generated::Generated;
+use crate::support::instances::{simple, Instance, Uids};
+use crate::support::server::{assert_stored_bytes, BinaryServer, TestServer};
+
+/// What a run of the uploader printed and returned.
+struct Run {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {:?}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `dicomwebserver stow ARGS` on a blocking thread, so an in-process server keeps
+/// serving on the test's runtime.
+async fn stow_cli(args: &[&str]) -> Run {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        let output = Command::new(env!("CARGO_BIN_EXE_dicomwebserver"))
+            .arg("stow")
+            .args(&args)
+            .env_remove("DICOMWEB_STOW_URL")
+            .env_remove("DICOMWEB_STOW_TOKEN_FILE")
+            .env_remove("DICOMWEB_STOW_BASIC_AUTH_FILE")
+            .output()
+            .expect("run the uploader");
+        Run {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("the uploader thread")
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    let path = dir.join(name);
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).expect("create folders");
+    }
+    std::fs::write(path, bytes).expect("write a file");
+}
+
+/// The summary row `name` as (instances, bytes text).
+fn row(run: &Run, name: &str) -> (usize, String) {
+    let line = run
+        .stdout
+        .lines()
+        .find(|line| line.starts_with(name) && line[name.len()..].starts_with("  "))
+        .unwrap_or_else(|| panic!("no {name:?} row\n{run}"));
+    let mut fields = line[name.len()..].split_whitespace();
+    let count = fields
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {line:?}"));
+    (count, fields.collect::<Vec<_>>().join(" "))
+}
+
+fn assert_stored(server: &TestServer, instance: &Instance, expected: &[u8]) {
+    let uids = &instance.uids;
+    assert_stored_bytes(
+        &server.instance_path(&uids.study, &uids.series, &uids.sop),
+        expected,
+    );
+}
+
+#[tokio::test]
+async fn uploads_a_folder_tree_recognising_dicom_by_content() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let first = Uids::fresh();
+    let instances: Vec<Instance> = (0..5)
+        .map(|i| {
+            let uids = if i < 3 {
+                first.sibling()
+            } else {
+                Uids::fresh()
+            };
+            simple(dicom::EXPLICIT_LE, &uids)
+        })
+        .collect();
+    // Names say nothing: extensions vary or are missing, folders nest.
+    write(dir.path(), "a/IM0001", &instances[0].bytes);
+    write(dir.path(), "a/b/c/slice.dcm", &instances[1].bytes);
+    write(dir.path(), "a/b/2.DCM", &instances[2].bytes);
+    write(dir.path(), "z.dat", &instances[3].bytes);
+    // A data set as dicomweb-client writes it: the meta group, no preamble.
+    write(dir.path(), "bare", &instances[4].bytes[128..]);
+    write(dir.path(), "notes.txt", b"scanned on the second floor\n");
+    write(dir.path(), "a/empty.dcm", &[0u8; 1000]);
+
+    let url = format!("http://{}/dicomweb", server.addr);
+    let folder = dir.path().to_string_lossy().into_owned();
+    let run = stow_cli(&[
+        "--url",
+        &url,
+        "--batch",
+        "2",
+        "--parallel",
+        "2",
+        "--progress",
+        "plain",
+        &folder,
+    ])
+    .await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(row(&run, "stored").0, 5, "{run}");
+    assert_eq!(row(&run, "duplicate").0, 0, "{run}");
+    assert_eq!(row(&run, "failed").0, 0, "{run}");
+    assert_eq!(row(&run, "not DICOM").0, 2, "{run}");
+    assert!(
+        run.stdout.contains("notes.txt") && run.stdout.contains("empty.dcm"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("uploading 5 DICOM files ("), "{run}");
+    // The plain progress line: files, bytes, rate and time left.
+    let progress = run
+        .stderr
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("progress: "))
+        .unwrap_or_else(|| panic!("no progress line\n{run}"));
+    assert!(
+        progress.starts_with("progress: 5/5 files, ") && progress.contains("/s, ETA 0:00"),
+        "{progress}"
+    );
+    for instance in &instances[..4] {
+        assert_stored(&server, instance, &instance.bytes);
+    }
+    assert_stored(&server, &instances[4], &instances[4].bytes[128..]);
+
+    // Five files in batches of two: three requests.
+    let metrics = crate::support::http::get(server.addr, "/dicomweb/metrics", &[]).await;
+    let requests = metrics
+        .text()
+        .lines()
+        .find(|line| {
+            line.starts_with(
+                "dicomweb_http_requests_total{route=\"/dicomweb/studies\",method=\"POST\",status=\"200\"}",
+            )
+        })
+        .map(|line| line.rsplit(' ').next().unwrap_or_default().to_string());
+    assert_eq!(requests.as_deref(), Some("3"), "{}", metrics.text());
+    server.stop_and_check_tmp().await;
+}
+
+#[tokio::test]
+async fn reports_conflicts_repeats_and_failures_and_exits_non_zero() {
+    let server = TestServer::start().await;
+    let url = format!("http://{}/dicomweb", server.addr);
+    let earlier = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    let dir = tempfile::tempdir().expect("tempdir");
+    write(dir.path(), "first/earlier.dcm", &earlier.bytes);
+    let first = dir.path().join("first").to_string_lossy().into_owned();
+    let run = stow_cli(&["--url", &url, &first]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+
+    // The same SOP Instance UID with other pixel values: the server keeps what it has.
+    let mut changed = earlier.bytes.clone();
+    let last = changed.len() - 1;
+    changed[last] ^= 0xFF;
+    let good = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    let truncated = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    let second = dir.path().join("second");
+    write(&second, "changed.dcm", &changed);
+    write(&second, "good.dcm", &good.bytes);
+    write(&second, "good-copy.dcm", &good.bytes);
+    write(
+        &second,
+        "truncated.dcm",
+        &truncated.bytes[..truncated.bytes.len() - 6],
+    );
+    let folder = second.to_string_lossy().into_owned();
+    let run = stow_cli(&["--url", &url, "--progress", "none", &folder]).await;
+    assert_eq!(run.code, Some(1), "{run}");
+    assert_eq!(row(&run, "stored").0, 1, "{run}");
+    assert_eq!(row(&run, "duplicate").0, 2, "{run}");
+    assert_eq!(row(&run, "failed").0, 1, "{run}");
+    let failed = format!(
+        "{} (SOP Instance UID {}): 0xC000 cannot understand",
+        second.join("truncated.dcm").display(),
+        truncated.uids.sop
+    );
+    assert!(run.stdout.contains(&failed), "{run}");
+    let conflict = format!(
+        "{} (SOP Instance UID {}): 0x0111 duplicate SOP instance",
+        second.join("changed.dcm").display(),
+        earlier.uids.sop
+    );
+    assert!(run.stdout.contains(&conflict), "{run}");
+    let repeat = format!(
+        "same SOP Instance UID as {} (not sent)",
+        second.join("good-copy.dcm").display()
+    );
+    assert!(run.stdout.contains(&repeat), "{run}");
+    // Failures are also reported as they happen, on stderr.
+    assert!(run.stderr.contains("failed: "), "{run}");
+    assert_stored(&server, &earlier, &earlier.bytes);
+    assert_stored(&server, &good, &good.bytes);
+    server.stop_and_check_tmp().await;
+}
+
+#[tokio::test]
+async fn streams_a_large_instance_in_chunks() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Larger than the uploader's chunk and the server's part buffer many times over.
+    let generated = Generated::new(&Uids::fresh(), 24 * 1024 * 1024 + 6, 7);
+    let path = dir.path().join("big");
+    std::fs::write(&path, generated.to_bytes()).expect("write the instance");
+    let small = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    write(dir.path(), "small", &small.bytes);
+    let url = format!("http://{}/dicomweb/studies", server.addr);
+    let folder = dir.path().to_string_lossy().into_owned();
+    let run = stow_cli(&["--url", &url, "--batch-bytes", "1048576", &folder]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(row(&run, "stored").0, 2, "{run}");
+    let uids = &generated.uids;
+    assert!(generated.matches_file(&server.instance_path(&uids.study, &uids.series, &uids.sop)));
+    assert_stored(&server, &small, &small.bytes);
+    server.stop_and_check_tmp().await;
+}
+
+#[tokio::test]
+async fn retries_until_the_server_is_up() {
+    // A port nobody listens on yet.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    write(dir.path(), "one.dcm", &instance.bytes);
+    let url = format!("http://127.0.0.1:{port}/dicomweb");
+    let folder = dir.path().to_string_lossy().into_owned();
+    let upload = tokio::spawn(async move {
+        stow_cli(&[
+            "--url",
+            &url,
+            "--retries",
+            "5",
+            "--progress",
+            "plain",
+            &folder,
+        ])
+        .await
+    });
+    // The first tries find nothing listening (pauses of 1 s, 2 s, 4 s...).
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let root = tempfile::tempdir().expect("tempdir");
+    let root_text = root.path().to_string_lossy().into_owned();
+    let server = BinaryServer::spawn(&["--port", &port.to_string(), "--dir", &root_text]);
+    let run = upload.await.expect("the upload task");
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        run.stderr.contains("retrying a request of 1 files"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("Connection refused"), "{run}");
+    assert_eq!(row(&run, "stored").0, 1, "{run}");
+    let uids = &instance.uids;
+    assert_stored_bytes(
+        &crate::support::server::instance_path(root.path(), &uids.study, &uids.series, &uids.sop),
+        &instance.bytes,
+    );
+    drop(server);
+}
+
+#[tokio::test]
+async fn sends_credentials_and_does_not_retry_a_refusal() {
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let token = secrets.path().join("token");
+    std::fs::write(&token, "s3cret-token\n").expect("write the token");
+    let server_token = token.clone();
+    let server = TestServer::start_with(|config| {
+        config.auth_token_file = Some(server_token);
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    write(dir.path(), "one.dcm", &instance.bytes);
+    let url = format!("http://{}/dicomweb", server.addr);
+    let folder = dir.path().to_string_lossy().into_owned();
+
+    let refused = stow_cli(&["--url", &url, &folder]).await;
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(
+        refused.stdout.contains("HTTP 401 Unauthorized"),
+        "{refused}"
+    );
+    assert!(!refused.stderr.contains("retrying"), "{refused}");
+
+    let token_text = token.to_string_lossy().into_owned();
+    let run = stow_cli(&["--url", &url, "--token-file", &token_text, &folder]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_stored(&server, &instance, &instance.bytes);
+    server.stop_and_check_tmp().await;
+}
+
+#[tokio::test]
+async fn draws_a_bar_when_asked() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for i in 0..3 {
+        let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+        write(dir.path(), &format!("{i}"), &instance.bytes);
+    }
+    let url = format!("http://{}/dicomweb", server.addr);
+    let folder = dir.path().to_string_lossy().into_owned();
+    let run = stow_cli(&["--url", &url, "--progress", "bar", &folder]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    // Redrawn in place: carriage return and erase-line before each drawing.
+    assert!(
+        run.stderr
+            .contains("\r\u{1b}[2K[########################] 100% 3/3 files, "),
+        "{run:?}",
+        run = run.stderr
+    );
+    assert!(!run.stderr.contains("progress: "), "{}", run.stderr);
+    server.stop_and_check_tmp().await;
+}
+
+#[tokio::test]
+async fn bad_arguments_and_empty_folders_are_explained() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let missing = dir.path().join("missing").to_string_lossy().into_owned();
+    let run = stow_cli(&[&missing]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains(&format!("cannot read {missing}")),
+        "{run}"
+    );
+
+    let folder = dir.path().to_string_lossy().into_owned();
+    let run = stow_cli(&["--url", "https://pacs.example/dicomweb", &folder]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("https is not supported"), "{run}");
+
+    write(dir.path(), "readme.txt", b"no images here");
+    // Nothing is sent, so no server is needed.
+    let run = stow_cli(&["--url", "http://127.0.0.1:9/dicomweb", &folder]).await;
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("no DICOM files found"), "{run}");
+    assert_eq!(row(&run, "not DICOM").0, 1, "{run}");
+
+    let run = stow_cli(&[]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("PATHS"), "{run}");
+}

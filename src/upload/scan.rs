@@ -1,0 +1,257 @@
+//! Finding what to upload: walking files and folders, and recognising DICOM Part 10 files by
+//! their content (the `DICM` prefix after the preamble, or a file meta group right at the
+//! start) rather than by name.
+
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use crate::dicom::tokenizer::{Step, Token, TokenErrorKind, Tokenizer};
+
+/// (0002,0002) Media Storage SOP Class UID.
+const MEDIA_STORAGE_SOP_CLASS: dicom_core::Tag = dicom_core::Tag(0x0002, 0x0002);
+/// (0002,0003) Media Storage SOP Instance UID.
+const MEDIA_STORAGE_SOP_INSTANCE: dicom_core::Tag = dicom_core::Tag(0x0002, 0x0003);
+
+/// Most bytes read from the start of a file to find its meta group. Real meta groups are a
+/// few hundred bytes; this leaves room for long private ones.
+const HEAD_BYTES: usize = 64 * 1024;
+
+/// Longest UID kept from the meta group (UIDs are at most 64 characters).
+const MAX_UID: usize = 64;
+
+/// A regular file found under the paths given.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+/// What the start of a file says about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// A Part 10 file (possibly without preamble) and what its meta group names.
+    Dicom {
+        sop_class: Option<String>,
+        sop_instance: Option<String>,
+        transfer_syntax: Option<String>,
+    },
+    /// Not DICOM Part 10: skipped.
+    NotDicom,
+    /// Starts like DICOM but its meta group cannot be read: not sent.
+    BadMeta(String),
+}
+
+/// Walks `paths` (files, and folders recursively) into regular files in a stable order:
+/// each argument in turn, folder entries sorted by name. Symbolic links to files are followed;
+/// links to folders are not (they could loop). An argument that cannot be read is an error;
+/// unreadable entries inside folders are reported through `unreadable`.
+pub fn walk(
+    paths: &[PathBuf],
+    unreadable: &mut Vec<(PathBuf, String)>,
+) -> Result<Vec<Candidate>, String> {
+    let mut found = Vec::new();
+    let mut seen = HashSet::new();
+    for path in paths {
+        let meta = std::fs::metadata(path)
+            .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        if meta.is_dir() {
+            walk_dir(path, &mut found, &mut seen, unreadable);
+        } else if meta.is_file() {
+            push_file(path.clone(), meta.len(), &mut found, &mut seen);
+        } else {
+            return Err(format!("{} is neither a file nor a folder", path.display()));
+        }
+    }
+    Ok(found)
+}
+
+fn push_file(path: PathBuf, size: u64, found: &mut Vec<Candidate>, seen: &mut HashSet<PathBuf>) {
+    // The same file named twice (an argument inside another) is uploaded once.
+    let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+    if seen.insert(key) {
+        found.push(Candidate { path, size });
+    }
+}
+
+fn walk_dir(
+    dir: &Path,
+    found: &mut Vec<Candidate>,
+    seen: &mut HashSet<PathBuf>,
+    unreadable: &mut Vec<(PathBuf, String)>,
+) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) => {
+            unreadable.push((dir.to_path_buf(), error.to_string()));
+            return;
+        }
+    };
+    let mut paths: Vec<PathBuf> = Vec::new();
+    for entry in entries {
+        match entry {
+            Ok(entry) => paths.push(entry.path()),
+            Err(error) => unreadable.push((dir.to_path_buf(), error.to_string())),
+        }
+    }
+    paths.sort();
+    for path in paths {
+        let link = std::fs::symlink_metadata(&path).map(|m| m.file_type().is_symlink());
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                if !matches!(link, Ok(true)) {
+                    walk_dir(&path, found, seen, unreadable);
+                }
+            }
+            Ok(meta) if meta.is_file() => push_file(path, meta.len(), found, seen),
+            Ok(_) => {}
+            Err(error) => unreadable.push((path, error.to_string())),
+        }
+    }
+}
+
+/// Reads the start of `path` and tells whether it is DICOM Part 10.
+pub fn probe(path: &Path) -> io::Result<Probe> {
+    let mut head = Vec::with_capacity(4096);
+    std::fs::File::open(path)?
+        .take(HEAD_BYTES as u64)
+        .read_to_end(&mut head)?;
+    Ok(probe_bytes(&head, head.len() < HEAD_BYTES))
+}
+
+/// Classifies a file from its first bytes; `whole` says they are the entire file.
+pub fn probe_bytes(head: &[u8], whole: bool) -> Probe {
+    let mut tokenizer = Tokenizer::new(1);
+    let mut at = 0;
+    let mut capturing: Option<(dicom_core::Tag, Vec<u8>)> = None;
+    let (mut sop_class, mut sop_instance) = (None, None);
+    loop {
+        let step = match tokenizer.next(&head[at..], whole) {
+            Ok(step) => step,
+            Err(error) if error.kind == TokenErrorKind::NotPart10 => return Probe::NotDicom,
+            Err(error) => return Probe::BadMeta(error.to_string()),
+        };
+        let (consumed, token) = match step {
+            Step::NeedMore(_) => {
+                return Probe::BadMeta(format!(
+                    "file meta group not complete within the first {} bytes",
+                    head.len()
+                ))
+            }
+            Step::Token { consumed, token } => (consumed, token),
+        };
+        at += consumed;
+        match token {
+            Token::Element(header) => {
+                capturing = [MEDIA_STORAGE_SOP_CLASS, MEDIA_STORAGE_SOP_INSTANCE]
+                    .contains(&header.tag)
+                    .then(|| (header.tag, Vec::new()));
+            }
+            Token::Value { data, last } => {
+                if let Some((_, value)) = capturing.as_mut() {
+                    value.extend_from_slice(&data[..data.len().min(MAX_UID + 1)]);
+                }
+                if last {
+                    if let Some((tag, value)) = capturing.take() {
+                        let uid = uid_text(&value);
+                        if tag == MEDIA_STORAGE_SOP_CLASS {
+                            sop_class = uid;
+                        } else {
+                            sop_instance = uid;
+                        }
+                    }
+                }
+            }
+            Token::MetaEnd {
+                transfer_syntax, ..
+            } => {
+                return Probe::Dicom {
+                    sop_class,
+                    sop_instance,
+                    transfer_syntax: (!transfer_syntax.is_empty()).then_some(transfer_syntax),
+                }
+            }
+            Token::End => {
+                return Probe::BadMeta("the file ends inside the file meta group".into());
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A UID value without its padding, if it looks like one.
+fn uid_text(value: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(value).ok()?;
+    let uid = text.trim_end_matches(['\0', ' ']).trim();
+    let valid = !uid.is_empty()
+        && uid.len() <= MAX_UID
+        && uid.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    valid.then(|| uid.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta_element(tag: u16, vr: &[u8; 2], value: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(&2u16.to_le_bytes());
+        out.extend_from_slice(&tag.to_le_bytes());
+        out.extend_from_slice(vr);
+        out.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        out.extend_from_slice(value);
+        out
+    }
+
+    fn meta(instance: &[u8]) -> Vec<u8> {
+        let mut group = Vec::new();
+        group.extend(meta_element(0x0002, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0"));
+        group.extend(meta_element(0x0003, b"UI", instance));
+        group.extend(meta_element(0x0010, b"UI", b"1.2.840.10008.1.2.1\0"));
+        let mut out = meta_element(0x0000, b"UL", &(group.len() as u32).to_le_bytes());
+        out.extend(group);
+        // (0008,0016) so the meta group has an end.
+        out.extend_from_slice(&[0x08, 0x00, 0x16, 0x00, b'U', b'I', 2, 0, b'1', 0]);
+        out
+    }
+
+    #[test]
+    fn reads_uids_with_and_without_preamble() {
+        let expected = Probe::Dicom {
+            sop_class: Some("1.2.840.10008.5.1.4.1.1.7".into()),
+            sop_instance: Some("1.2.3.4".into()),
+            transfer_syntax: Some("1.2.840.10008.1.2.1".into()),
+        };
+        let bare = meta(b"1.2.3.4\0");
+        assert_eq!(probe_bytes(&bare, true), expected);
+        let mut part10 = vec![0u8; 128];
+        part10.extend_from_slice(b"DICM");
+        part10.extend_from_slice(&bare);
+        assert_eq!(probe_bytes(&part10, true), expected);
+    }
+
+    #[test]
+    fn other_content_is_not_dicom() {
+        assert_eq!(
+            probe_bytes(b"hello, this is a text file\n", true),
+            Probe::NotDicom
+        );
+        assert_eq!(probe_bytes(&[], true), Probe::NotDicom);
+        assert_eq!(probe_bytes(&[0u8; 300], true), Probe::NotDicom);
+    }
+
+    #[test]
+    fn a_broken_meta_group_is_reported() {
+        let mut part10 = vec![0u8; 128];
+        part10.extend_from_slice(b"DICM");
+        part10.extend_from_slice(&meta(b"1.2.3.4\0")[..20]);
+        assert!(matches!(probe_bytes(&part10, true), Probe::BadMeta(_)));
+    }
+
+    #[test]
+    fn uid_text_rejects_non_uids() {
+        assert_eq!(uid_text(b"1.2.3\0"), Some("1.2.3".into()));
+        assert_eq!(uid_text(b"abc"), None);
+        assert_eq!(uid_text(b""), None);
+    }
+}
