@@ -127,3 +127,49 @@ async fn json_logs_have_one_object_per_line_with_a_line_per_request() {
             .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
     }
 }
+
+#[tokio::test]
+async fn each_instance_not_stored_gets_its_own_log_event() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().to_string_lossy().into_owned();
+    let server = crate::support::server::BinaryServer::spawn_observed(
+        &["--port", "0", "--dir", &root, "--log-format", "json"],
+        &[],
+    );
+    let good = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    let cut = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    let body = Multipart::new(vec![
+        Part::dicom(&good.bytes),
+        Part::dicom(&cut.bytes[..cut.bytes.len() - 5]),
+    ]);
+    let response = http::post(
+        server.addr,
+        "/dicomweb/studies",
+        &[("Content-Type", &body.content_type())],
+        &body.encode(),
+    )
+    .await;
+    assert_eq!(response.status, 202, "{}", response.text());
+    let lines = server.stderr_until(std::time::Duration::from_secs(20), |line| {
+        line.contains("instance not stored")
+    });
+    let event: serde_json::Value =
+        serde_json::from_str(lines.last().expect("the event line")).expect("a JSON object");
+    let fields = &event["fields"];
+    assert_eq!(event["level"], "WARN", "{event}");
+    assert_eq!(fields["sop_instance"], cut.uids.sop.as_str(), "{event}");
+    assert_eq!(fields["sop_class"], cut.uids.class.as_str(), "{event}");
+    assert_eq!(fields["reason"], "0xC000", "{event}");
+    assert_eq!(fields["part"], 1, "{event}");
+    // The whole comment, not the 64 characters the response has room for.
+    let comment = fields["comment"].as_str().expect("a comment");
+    assert!(comment.contains("truncated"), "{event}");
+    // The request's line follows, with its counts.
+    let lines = server.stderr_until(std::time::Duration::from_secs(20), |line| {
+        line.contains("store request done")
+    });
+    let done: serde_json::Value =
+        serde_json::from_str(lines.last().expect("the request line")).expect("a JSON object");
+    assert_eq!(done["fields"]["stored"], 1, "{done}");
+    assert_eq!(done["fields"]["failed"], 1, "{done}");
+}
