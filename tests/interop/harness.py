@@ -1,8 +1,13 @@
 """What the interop scripts share: checks with a closing 'N passed, N failed' line, the
-server binary on a free loopback port, and the bytes dicomweb-client sends for a dataset."""
+server binary on a free loopback port, test instances, and the bytes dicomweb-client sends for
+a dataset."""
 import io
 import subprocess
 import tempfile
+
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 RESULTS = []
 
@@ -10,6 +15,45 @@ RESULTS = []
 def check(name, condition, detail=""):
     RESULTS.append(bool(condition))
     print(("ok   " if condition else "FAIL ") + name + (f": {detail}" if detail and not condition else ""))
+
+
+def make_instance(study, series, rows=64, frames=1, syntax=ExplicitVRLittleEndian, number=1,
+                  modality="OT", patient=None):
+    """A MONOCHROME2 16-bit Secondary Capture instance with pixels that depend on `number`.
+    `patient` (name, id, date, institution) adds study-level attributes in UTF-8."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.file_meta.TransferSyntaxUID = syntax
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    if patient is None:
+        patient = {"name": "Interop^Test", "id": "INTEROP"}
+    else:
+        ds.SpecificCharacterSet = "ISO_IR 192"
+        ds.StudyDate = patient["date"]
+        ds.InstitutionName = patient["institution"]
+    ds.Modality = modality
+    ds.StudyInstanceUID = study
+    ds.SeriesInstanceUID = series
+    ds.PatientName = patient["name"]
+    ds.PatientID = patient["id"]
+    ds.SeriesNumber = 1 if modality == "CT" else 2
+    ds.InstanceNumber = number
+    ds.Rows = rows
+    ds.Columns = rows
+    ds.NumberOfFrames = frames
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = 16
+    ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    start = number * 1000
+    pixels = (np.arange(rows * rows * frames, dtype=np.uint32) * 257 + start) % 65521
+    ds.PixelData = pixels.astype(np.uint16).tobytes()
+    return ds
 
 
 def as_sent(ds):

@@ -15,9 +15,8 @@ import sys
 
 import numpy as np
 from dicomweb_client.api import DICOMwebClient
-from harness import as_sent, check, start_server, stop_and_report
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
+from harness import as_sent, check, make_instance, start_server, stop_and_report
+from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
 def single_part(response):
     """The payload of a one-part multipart/related response, exactly."""
@@ -37,40 +36,6 @@ def attempt(name, call):
         return None
 
 
-def make_instance(study, series, patient, modality, number, rows=8, frames=1,
-                  syntax=ExplicitVRLittleEndian):
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = syntax
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyDate = patient["date"]
-    ds.Modality = modality
-    ds.InstitutionName = patient["institution"]
-    ds.StudyInstanceUID = study
-    ds.SeriesInstanceUID = series
-    ds.PatientName = patient["name"]
-    ds.PatientID = patient["id"]
-    ds.SeriesNumber = 1 if modality == "CT" else 2
-    ds.InstanceNumber = number
-    ds.Rows = rows
-    ds.Columns = rows
-    ds.NumberOfFrames = frames
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    start = number * 1000
-    pixels = ((np.arange(rows * rows * frames, dtype=np.uint32) * 257 + start) % 65521).astype(np.uint16)
-    ds.PixelData = pixels.tobytes()
-    return ds
-
-
 def first(result, tag):
     values = result.get(tag, {}).get("Value", [])
     return values[0] if values else None
@@ -84,10 +49,11 @@ def main():
         muller = {"name": "Müller^José", "id": "QC-1", "date": "20240102", "institution": "Interop Clinic"}
         other = {"name": "Other^Patient", "id": "QC-2", "date": "20190707", "institution": "Elsewhere"}
         study, ct_series, mr_series = generate_uid(), generate_uid(), generate_uid()
-        ct = [make_instance(study, ct_series, muller, "CT", 2),
-              make_instance(study, ct_series, muller, "CT", 1, syntax=ImplicitVRLittleEndian)]
-        multi = make_instance(study, mr_series, muller, "MR", 1, rows=16, frames=4)
-        lone = make_instance(generate_uid(), generate_uid(), other, "CT", 1)
+        ct = [make_instance(study, ct_series, rows=8, number=2, modality="CT", patient=muller),
+              make_instance(study, ct_series, rows=8, number=1, modality="CT", patient=muller,
+                            syntax=ImplicitVRLittleEndian)]
+        multi = make_instance(study, mr_series, rows=16, frames=4, modality="MR", patient=muller)
+        lone = make_instance(generate_uid(), generate_uid(), rows=8, modality="CT", patient=other)
         response = client.store_instances(ct + [multi])
         check("dicomweb-client stores 3 instances of one study",
               len(getattr(response, "ReferencedSOPSequence", [])) == 3)

@@ -15,38 +15,10 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 import pydicom
 from dicomweb_client.api import DICOMwebClient
-from harness import as_sent, check, start_server, stop_and_report
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, generate_uid
-
-def make_instance(study, series, rows=64, frames=1, syntax=ExplicitVRLittleEndian):
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.7"
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = syntax
-    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID = study
-    ds.SeriesInstanceUID = series
-    ds.PatientName = "Interop^Test"
-    ds.PatientID = "INTEROP"
-    ds.Modality = "OT"
-    ds.Rows = rows
-    ds.Columns = rows
-    ds.NumberOfFrames = frames
-    ds.SamplesPerPixel = 1
-    ds.PhotometricInterpretation = "MONOCHROME2"
-    ds.BitsAllocated = 16
-    ds.BitsStored = 16
-    ds.HighBit = 15
-    ds.PixelRepresentation = 0
-    pixels = (np.arange(rows * rows * frames, dtype=np.uint32) % 65521).astype(np.uint16)
-    ds.PixelData = pixels.tobytes()
-    return ds
+from harness import as_sent, check, make_instance, start_server, stop_and_report
+from pydicom.uid import ImplicitVRLittleEndian, generate_uid
 
 
 def encoded(ds):
