@@ -1,10 +1,13 @@
-//! Server configuration: parsed and validated once from flags and environment, then passed
-//! explicitly. `std::env` is read here and nowhere else.
+//! Server configuration: parsed and validated once from flags, environment and the optional
+//! configuration file ([`crate::config_file`]), then passed explicitly. `std::env` is read
+//! here and nowhere else.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 
 use clap::Parser;
+
+use crate::config_file::LoadError;
 
 /// Default bound on the bytes a part's [`crate::stream::TrackableReadBuffer`] holds before the
 /// body pump stops reading from the socket. 1 MiB keeps 4 parts in flight well under the
@@ -68,6 +71,12 @@ pub struct Config {
     /// Serve (the default), or another task.
     #[command(subcommand)]
     pub command: Option<Command>,
+
+    /// TOML file of option values; flags and environment variables override it. Keys are the
+    /// long flag names: `port = 8042`, `cors-allow-origin = ["http://localhost:3000"]`,
+    /// `stack-dump = true` (docs/operations.md, "Configuration file").
+    #[arg(long, env = "DICOMWEB_CONFIG", value_name = "PATH", global = true)]
+    pub config: Option<PathBuf>,
 
     /// Address to listen on.
     #[arg(long, env = "DICOMWEB_HOST", default_value = "127.0.0.1")]
@@ -218,6 +227,17 @@ pub struct Config {
 }
 
 impl Config {
+    /// The configuration from the command line, the environment and the `--config` file, in
+    /// that order of precedence over the defaults. Exits as [`Parser::parse`] does on usage
+    /// errors, `--help` and `--version`; a bad configuration file is an error naming the file.
+    pub fn load() -> Result<Config, String> {
+        match crate::config_file::load_from(std::env::args_os()) {
+            Ok(config) => Ok(config),
+            Err(LoadError::Usage(error)) => error.exit(),
+            Err(LoadError::File(message)) => Err(message),
+        }
+    }
+
     /// A configuration with every default, storing under `dir`, on 127.0.0.1 with a free port.
     pub fn with_dir(dir: impl Into<PathBuf>) -> Config {
         let mut config = Config::parse_from(["dicomwebserver"]);

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod config_file;
 pub mod cors;
 pub mod diag;
 pub mod dicom;

@@ -1,13 +1,12 @@
 //! The `dicomwebserver` binary: parse configuration, initialise logging, bind, serve.
 
-use clap::Parser;
 use dicomwebserver::config::{Command, LogFormat};
 use dicomwebserver::{reindex, server, upload, Config};
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = match Config::parse().validate() {
+    let config = match Config::load().and_then(Config::validate) {
         Ok(config) => config,
         Err(message) => {
             eprintln!("dicomwebserver: {message}");

@@ -6,6 +6,7 @@ mod support;
 
 mod cli;
 mod concurrency;
+mod config_file;
 mod diagnostics;
 mod faults;
 mod framing;
