@@ -6,7 +6,16 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let config = match Config::load().and_then(Config::validate) {
+    let config = match Config::load() {
+        // The uploader is a client: the server's settings do not concern it.
+        Ok(Config {
+            command: Some(Command::Stow(args)),
+            ..
+        }) => return upload::run(args).await,
+        Ok(config) => config.validate(),
+        Err(message) => Err(message),
+    };
+    let config = match config {
         Ok(config) => config,
         Err(message) => {
             eprintln!("dicomwebserver: {message}");
@@ -25,9 +34,6 @@ async fn main() -> std::process::ExitCode {
         LogFormat::Json => logs.json().init(),
     }
 
-    if let Some(Command::Stow(args)) = &config.command {
-        return upload::run(args.clone()).await;
-    }
     if config.command == Some(Command::Reindex) {
         let root = config.storage_root();
         return match reindex::reindex(&root, config.max_depth).await {
