@@ -123,8 +123,8 @@ async fn upload(args: StowArgs) -> Result<bool, String> {
     }
     let total_bytes = uploads.iter().map(|u| u.file.size).sum();
     eprintln!(
-        "uploading {} DICOM files ({}) to {endpoint}",
-        uploads.len(),
+        "uploading {} ({}) to {endpoint}",
+        files(uploads.len(), "DICOM file"),
         progress::format_bytes(total_bytes)
     );
 
@@ -337,8 +337,8 @@ async fn send_batch(context: &Context, batch: &[Upload]) -> Vec<FileOutcome> {
             .unwrap_or(Duration::from_secs(1 << attempt.min(6)))
             .min(MAX_BACKOFF);
         progress.println(&format!(
-            "retrying a request of {} files in {} s: {problem}",
-            files.len(),
+            "retrying a request of {} in {} s: {problem}",
+            self::files(files.len(), "file"),
             pause.as_secs()
         ));
         tokio::time::sleep(pause).await;
@@ -359,6 +359,15 @@ async fn send_batch(context: &Context, batch: &[Upload]) -> Vec<FileOutcome> {
         .files_done
         .fetch_add(files.len() as u64, Ordering::Relaxed);
     outcomes
+}
+
+/// `1 file`, `2 files`.
+fn files(count: usize, noun: &str) -> String {
+    if count == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{count} {noun}s")
+    }
 }
 
 /// Answers that say the same request may succeed later.

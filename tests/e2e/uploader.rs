@@ -270,7 +270,7 @@ async fn retries_until_the_server_is_up() {
     let run = upload.await.expect("the upload task");
     assert_eq!(run.code, Some(0), "{run}");
     assert!(
-        run.stderr.contains("retrying a request of 1 files"),
+        run.stderr.contains("retrying a request of 1 file in "),
         "{run}"
     );
     assert!(run.stderr.contains("Connection refused"), "{run}");
