@@ -39,7 +39,15 @@ pub async fn cors(State(origins): State<Arc<Origins>>, request: Request, next: N
         .and_then(|value| value.to_str().ok())
         .and_then(|origin| origins.allow(origin));
     let Some(allow_origin) = allowed else {
-        return next.run(request).await;
+        let mut response = next.run(request).await;
+        if !origins.0.is_empty() {
+            // The answer depends on Origin: a shared cache must not hand this one (without
+            // the CORS headers) to a page of an allowed origin.
+            response
+                .headers_mut()
+                .append(header::VARY, HeaderValue::from_static("Origin"));
+        }
+        return response;
     };
     let preflight = request.method() == Method::OPTIONS
         && request

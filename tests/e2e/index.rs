@@ -254,8 +254,12 @@ async fn cors_answers_preflights_and_marks_responses_for_allowed_origins_only() 
         assert_eq!(response.status, 200, "{route}");
         assert_eq!(response.header("access-control-allow-origin"), None);
 
+        // Every answer varies by Origin, so a shared cache keeps them apart.
+        assert_eq!(response.header("vary"), Some("Origin"), "{route}");
+
         let response = http::get(server.addr, route, &[]).await;
         assert_eq!(response.header("access-control-allow-origin"), None);
+        assert_eq!(response.header("vary"), Some("Origin"), "{route}");
     }
     let response = preflight(&server, "http://other.example").await;
     assert_eq!(response.header("access-control-allow-origin"), None);
