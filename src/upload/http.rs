@@ -451,6 +451,50 @@ mod tests {
         assert_eq!(basic_authorization("ab:"), "Basic YWI6");
     }
 
+    /// Runs the file reader over one file announced with `size` bytes.
+    fn produce_one(content: &[u8], size: u64) -> (Result<(), Stop>, Vec<u8>, u64) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("file");
+        std::fs::write(&path, content).expect("write");
+        let (tx, mut rx) = mpsc::channel(64);
+        let sent = AtomicU64::new(0);
+        let files = [Candidate { path, size }];
+        let result = produce(&files, vec![b"H".to_vec()], b"C".to_vec(), &tx, &sent);
+        drop(tx);
+        let mut body = Vec::new();
+        while let Ok(chunk) = rx.try_recv() {
+            match chunk {
+                Ok(bytes) => body.extend_from_slice(&bytes),
+                Err(_) => body.extend_from_slice(b"<error>"),
+            }
+        }
+        (result, body, sent.load(Ordering::Relaxed))
+    }
+
+    #[test]
+    fn the_body_frames_each_file_and_counts_file_bytes_only() {
+        let content = vec![7u8; CHUNK + 10];
+        let (result, body, sent) = produce_one(&content, content.len() as u64);
+        assert!(result.is_ok());
+        let mut expected = b"H".to_vec();
+        expected.extend_from_slice(&content);
+        expected.extend_from_slice(b"\r\nC");
+        assert_eq!(body, expected);
+        assert_eq!(sent, content.len() as u64);
+    }
+
+    #[test]
+    fn a_file_that_changed_since_the_scan_is_an_error() {
+        let (result, _, _) = produce_one(b"0123456789", 20);
+        assert!(
+            matches!(result, Err(Stop::File(m)) if m.ends_with("shrank while it was being sent"))
+        );
+        let (result, _, _) = produce_one(b"0123456789", 5);
+        assert!(
+            matches!(result, Err(Stop::File(m)) if m.ends_with("grew while it was being sent"))
+        );
+    }
+
     #[test]
     fn boundaries_differ() {
         assert_ne!(boundary(), boundary());

@@ -91,11 +91,12 @@ struct Upload {
 
 /// Runs the upload; the exit code is 0 when every DICOM file was stored (or was a repeat of
 /// another file given), 1 when anything failed or no DICOM file was found, 2 for bad
-/// arguments.
+/// arguments, 130 when interrupted (after the summary of what was answered so far).
 pub async fn run(args: StowArgs) -> std::process::ExitCode {
     match upload(args).await {
-        Ok(true) => std::process::ExitCode::SUCCESS,
-        Ok(false) => std::process::ExitCode::from(1),
+        Ok(Finish::Complete) => std::process::ExitCode::SUCCESS,
+        Ok(Finish::Failures) => std::process::ExitCode::from(1),
+        Ok(Finish::Interrupted) => std::process::ExitCode::from(130),
         Err(message) => {
             eprintln!("dicomwebserver stow: {message}");
             std::process::ExitCode::from(2)
@@ -103,8 +104,19 @@ pub async fn run(args: StowArgs) -> std::process::ExitCode {
     }
 }
 
-/// The whole run; `Ok(false)` when something was not stored.
-async fn upload(args: StowArgs) -> Result<bool, String> {
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Finish {
+    /// Every DICOM file stored.
+    Complete,
+    /// Something was not stored.
+    Failures,
+    /// Stopped by Ctrl-C or SIGINT.
+    Interrupted,
+}
+
+/// The whole run.
+async fn upload(args: StowArgs) -> Result<Finish, String> {
     let target = Target::parse(&args.url)?;
     if args.batch == 0 || args.parallel == 0 {
         return Err("--batch and --parallel must be at least 1".into());
@@ -119,7 +131,7 @@ async fn upload(args: StowArgs) -> Result<bool, String> {
     if uploads.is_empty() {
         print!("{}", summary.render(&endpoint, Duration::ZERO));
         eprintln!("dicomwebserver stow: no DICOM files found");
-        return Ok(false);
+        return Ok(Finish::Failures);
     }
     let total_bytes = uploads.iter().map(|u| u.file.size).sum();
     eprintln!(
@@ -141,32 +153,34 @@ async fn upload(args: StowArgs) -> Result<bool, String> {
         args,
         progress: Arc::clone(&progress),
     });
-    let permits = Arc::new(Semaphore::new(context.args.parallel));
-    let mut tasks = tokio::task::JoinSet::new();
-    for batch in batches(uploads, context.args.batch, context.args.batch_bytes) {
-        let Ok(permit) = Arc::clone(&permits).acquire_owned().await else {
-            break;
-        };
-        let context = Arc::clone(&context);
-        tasks.spawn(async move {
-            let outcomes = send_batch(&context, &batch).await;
-            drop(permit);
-            (batch, outcomes)
-        });
-    }
-    let mut results = Vec::new();
-    while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok(result) => results.push(result),
-            Err(error) => return Err(format!("an upload task failed: {error}")),
+    let batches = batches(uploads, context.args.batch, context.args.batch_bytes);
+    let mut finished: Vec<Option<Vec<FileOutcome>>> = vec![None; batches.len()];
+    let interrupted = tokio::select! {
+        result = send_all(&context, &batches, &mut finished) => {
+            result?;
+            false
         }
-    }
+        _ = tokio::signal::ctrl_c() => true,
+    };
     let _ = done_tx.send(());
     let _ = reporter.await;
+    if interrupted {
+        eprintln!("dicomwebserver stow: interrupted; requests without an answer were abandoned");
+    }
 
     // Files in the order they were found, whatever order the batches finished in.
-    results.sort_by(|a, b| a.0[0].file.path.cmp(&b.0[0].file.path));
-    for (batch, outcomes) in results {
+    for (batch, outcomes) in batches.into_iter().zip(finished) {
+        let outcomes = outcomes.unwrap_or_else(|| {
+            batch
+                .iter()
+                .map(|_| {
+                    FileOutcome::Failed(
+                        "interrupted before the server answered (stored or not: upload again)"
+                            .into(),
+                    )
+                })
+                .collect()
+        });
         for (upload, outcome) in batch.into_iter().zip(outcomes) {
             let Upload { file, sop_instance } = upload;
             match outcome {
@@ -193,7 +207,53 @@ async fn upload(args: StowArgs) -> Result<bool, String> {
     }
     summary.failed.sort();
     print!("{}", summary.render(&endpoint, progress.started.elapsed()));
-    Ok(!summary.has_failures())
+    Ok(if interrupted {
+        Finish::Interrupted
+    } else if summary.has_failures() {
+        Finish::Failures
+    } else {
+        Finish::Complete
+    })
+}
+
+/// Sends every batch, `--parallel` at a time, recording each batch's outcomes as it ends.
+async fn send_all(
+    context: &Arc<Context>,
+    batches: &[Vec<Upload>],
+    finished: &mut [Option<Vec<FileOutcome>>],
+) -> Result<(), String> {
+    let permits = Arc::new(Semaphore::new(context.args.parallel));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut record = |joined: Result<(usize, Vec<FileOutcome>), tokio::task::JoinError>| {
+        let (index, outcomes) =
+            joined.map_err(|error| format!("an upload task failed: {error}"))?;
+        if let Some(slot) = finished.get_mut(index) {
+            *slot = Some(outcomes);
+        }
+        Ok::<(), String>(())
+    };
+    for (index, batch) in batches.iter().enumerate() {
+        let permit = loop {
+            // Outcomes are recorded as batches end, so an interruption loses none of them.
+            tokio::select! {
+                permit = Arc::clone(&permits).acquire_owned() => {
+                    break permit.map_err(|_| "the request limiter closed".to_string())?
+                }
+                Some(joined) = tasks.join_next() => record(joined)?,
+            }
+        };
+        let context = Arc::clone(context);
+        let batch = batch.clone();
+        tasks.spawn(async move {
+            let outcomes = send_batch(&context, &batch).await;
+            drop(permit);
+            (index, outcomes)
+        });
+    }
+    while let Some(joined) = tasks.join_next().await {
+        record(joined)?;
+    }
+    Ok(())
 }
 
 /// The `Authorization` header value from the credential files, if any.

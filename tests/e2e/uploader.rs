@@ -364,3 +364,95 @@ async fn bad_arguments_and_empty_folders_are_explained() {
     assert_eq!(run.code, Some(2), "{run}");
     assert!(run.stderr.contains("PATHS"), "{run}");
 }
+
+#[tokio::test]
+async fn ctrl_c_prints_what_was_answered_and_exits_130() {
+    // A server that takes the request and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = silent.local_addr().expect("address");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    write(dir.path(), "one.dcm", &instance.bytes);
+    let child = Command::new(env!("CARGO_BIN_EXE_dicomwebserver"))
+        .args([
+            "stow",
+            "--url",
+            &format!("http://{addr}/dicomweb"),
+            "--progress",
+            "none",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the uploader");
+    // Hold the connection open (unanswered) until the uploader has sent the whole request.
+    let (mut socket, _) = tokio::time::timeout(std::time::Duration::from_secs(30), silent.accept())
+        .await
+        .expect("the uploader connects")
+        .expect("accept");
+    let mut received = Vec::new();
+    while !received.ends_with(b"--\r\n") {
+        let mut chunk = [0u8; 4096];
+        let n = tokio::io::AsyncReadExt::read(&mut socket, &mut chunk)
+            .await
+            .expect("read the request");
+        assert!(n > 0, "the uploader closed before sending everything");
+        received.extend_from_slice(&chunk[..n]);
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+    let output = tokio::task::spawn_blocking(move || {
+        child.wait_with_output().expect("the uploader's output")
+    })
+    .await
+    .expect("wait for the uploader");
+    let run = Run {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    };
+    assert_eq!(run.code, Some(130), "{run}");
+    assert!(run.stderr.contains("interrupted"), "{run}");
+    assert_eq!(row(&run, "failed").0, 1, "{run}");
+    assert!(
+        run.stdout
+            .contains("interrupted before the server answered (stored or not: upload again)"),
+        "{run}"
+    );
+    drop(socket);
+}
+
+#[tokio::test]
+async fn sends_basic_credentials() {
+    let secrets = tempfile::tempdir().expect("tempdir");
+    let credentials = secrets.path().join("basic");
+    std::fs::write(&credentials, "alice:open sesame\n").expect("write the credentials");
+    let server_credentials = credentials.clone();
+    let server = TestServer::start_with(|config| {
+        config.auth_basic_file = Some(server_credentials);
+    })
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    write(dir.path(), "one.dcm", &instance.bytes);
+    let url = format!("http://{}/dicomweb", server.addr);
+    let folder = dir.path().to_string_lossy().into_owned();
+    let wrong = secrets.path().join("wrong");
+    std::fs::write(&wrong, "alice:guess").expect("write the credentials");
+    let wrong = wrong.to_string_lossy().into_owned();
+    let refused = stow_cli(&["--url", &url, "--basic-auth-file", &wrong, &folder]).await;
+    assert_eq!(refused.code, Some(1), "{refused}");
+    assert!(refused.stdout.contains("HTTP 401"), "{refused}");
+
+    let file = credentials.to_string_lossy().into_owned();
+    let run = stow_cli(&["--url", &url, "--basic-auth-file", &file, &folder]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_stored(&server, &instance, &instance.bytes);
+    server.stop_and_check_tmp().await;
+}
