@@ -294,22 +294,22 @@ fn produce(
     sent: &AtomicU64,
 ) -> Result<(), Stop> {
     // Only file bytes are counted, so progress adds up to the files' sizes.
-    let push = |chunk: Vec<u8>, content: bool| -> Result<(), Stop> {
+    let push = |chunk: Bytes, content: bool| -> Result<(), Stop> {
         let len = chunk.len() as u64;
-        tx.blocking_send(Ok(Bytes::from(chunk)))
-            .map_err(|_| Stop::Closed)?;
+        tx.blocking_send(Ok(chunk)).map_err(|_| Stop::Closed)?;
         if content {
             sent.fetch_add(len, Ordering::Relaxed);
         }
         Ok(())
     };
+    let pool = ChunkPool::new();
     for (file, header) in files.iter().zip(headers) {
-        push(header, false)?;
+        push(Bytes::from(header), false)?;
         let mut reader = std::fs::File::open(&file.path)
             .map_err(|error| Stop::File(format!("cannot open {}: {error}", file.path.display())))?;
         let mut left = file.size;
         while left > 0 {
-            let mut chunk = vec![0u8; (left.min(CHUNK as u64)) as usize];
+            let mut chunk = pool.take((left.min(CHUNK as u64)) as usize);
             let mut filled = 0;
             while filled < chunk.len() {
                 match reader.read(&mut chunk[filled..]) {
@@ -330,7 +330,7 @@ fn produce(
                 }
             }
             left -= chunk.len() as u64;
-            push(chunk, true)?;
+            push(pool.bytes(chunk), true)?;
         }
         let mut probe = [0u8; 1];
         if matches!(reader.read(&mut probe), Ok(n) if n > 0) {
@@ -339,9 +339,63 @@ fn produce(
                 file.path.display()
             )));
         }
-        push(b"\r\n".to_vec(), false)?;
+        push(Bytes::from_static(b"\r\n"), false)?;
     }
-    push(closing, false)
+    push(Bytes::from(closing), false)
+}
+
+/// Chunk buffers that come back once the connection has written them, so that a request
+/// reuses a few buffers instead of allocating (and faulting in) fresh memory for every chunk.
+struct ChunkPool {
+    home: std::sync::mpsc::SyncSender<Vec<u8>>,
+    returned: std::sync::mpsc::Receiver<Vec<u8>>,
+}
+
+/// A pooled buffer inside a [`Bytes`]: dropping the last `Bytes` sends it back.
+struct Pooled {
+    data: Vec<u8>,
+    home: std::sync::mpsc::SyncSender<Vec<u8>>,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        // A full pool (or one whose request ended) lets the buffer go.
+        let _ = self.home.try_send(std::mem::take(&mut self.data));
+    }
+}
+
+impl ChunkPool {
+    fn new() -> ChunkPool {
+        // Enough for the queued chunks and those the connection is writing.
+        let (home, returned) = std::sync::mpsc::sync_channel(QUEUED_CHUNKS + 4);
+        ChunkPool { home, returned }
+    }
+
+    /// A buffer of `len` bytes (at most [`CHUNK`]): a returned one if there is one.
+    fn take(&self, len: usize) -> Vec<u8> {
+        let mut buffer = self
+            .returned
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(CHUNK));
+        // Only a buffer that grows is written to here; reused ones keep their bytes until
+        // the file's bytes overwrite them.
+        buffer.resize(len, 0);
+        buffer
+    }
+
+    /// `buffer` as a chunk that comes back to this pool when the connection is done with it.
+    fn bytes(&self, buffer: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Pooled {
+            data: buffer,
+            home: self.home.clone(),
+        })
+    }
 }
 
 /// A boundary that does not occur in DICOM data by chance: a fixed prefix and 128 bits from

@@ -17,6 +17,9 @@ const MEDIA_STORAGE_SOP_INSTANCE: dicom_core::Tag = dicom_core::Tag(0x0002, 0x00
 /// few hundred bytes; this leaves room for long private ones.
 const HEAD_BYTES: usize = 64 * 1024;
 
+/// Bytes read first: real meta groups end well within them.
+const FIRST_READ: usize = 4096;
+
 /// Longest UID kept from the meta group (UIDs are at most 64 characters).
 const MAX_UID: usize = 64;
 
@@ -58,7 +61,7 @@ pub fn walk(
         if meta.is_dir() {
             walk_dir(path, &mut found, &mut seen, unreadable);
         } else if meta.is_file() {
-            push_file(path.clone(), meta.len(), &mut found, &mut seen);
+            push_file(path.clone(), &meta, &mut found, &mut seen);
         } else {
             return Err(format!("{} is neither a file nor a folder", path.display()));
         }
@@ -66,18 +69,27 @@ pub fn walk(
     Ok(found)
 }
 
-fn push_file(path: PathBuf, size: u64, found: &mut Vec<Candidate>, seen: &mut HashSet<PathBuf>) {
-    // The same file named twice (an argument inside another) is uploaded once.
-    let key = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-    if seen.insert(key) {
-        found.push(Candidate { path, size });
+/// The same file reached twice (an argument inside another, a hard link, a link to a file) is
+/// uploaded once: files are told apart by device and inode.
+fn push_file(
+    path: PathBuf,
+    meta: &std::fs::Metadata,
+    found: &mut Vec<Candidate>,
+    seen: &mut HashSet<(u64, u64)>,
+) {
+    use std::os::unix::fs::MetadataExt;
+    if seen.insert((meta.dev(), meta.ino())) {
+        found.push(Candidate {
+            path,
+            size: meta.len(),
+        });
     }
 }
 
 fn walk_dir(
     dir: &Path,
     found: &mut Vec<Candidate>,
-    seen: &mut HashSet<PathBuf>,
+    seen: &mut HashSet<(u64, u64)>,
     unreadable: &mut Vec<(PathBuf, String)>,
 ) {
     let entries = match std::fs::read_dir(dir) {
@@ -103,24 +115,41 @@ fn walk_dir(
                     walk_dir(&path, found, seen, unreadable);
                 }
             }
-            Ok(meta) if meta.is_file() => push_file(path, meta.len(), found, seen),
+            Ok(meta) if meta.is_file() => push_file(path, &meta, found, seen),
             Ok(_) => {}
             Err(error) => unreadable.push((path, error.to_string())),
         }
     }
 }
 
-/// Reads the start of `path` and tells whether it is DICOM Part 10.
+/// Reads the start of `path` and tells whether it is DICOM Part 10: the first few KiB, and
+/// more (up to [`HEAD_BYTES`]) only for a meta group that does not end within them.
 pub fn probe(path: &Path) -> io::Result<Probe> {
-    let mut head = Vec::with_capacity(4096);
-    std::fs::File::open(path)?
-        .take(HEAD_BYTES as u64)
-        .read_to_end(&mut head)?;
+    let mut file = std::fs::File::open(path)?;
+    let mut head = Vec::with_capacity(FIRST_READ);
+    (&mut file).take(FIRST_READ as u64).read_to_end(&mut head)?;
+    if head.len() == FIRST_READ {
+        if let Some(probe) = classify(&head, false) {
+            return Ok(probe);
+        }
+        file.take((HEAD_BYTES - FIRST_READ) as u64)
+            .read_to_end(&mut head)?;
+    }
     Ok(probe_bytes(&head, head.len() < HEAD_BYTES))
 }
 
 /// Classifies a file from its first bytes; `whole` says they are the entire file.
 pub fn probe_bytes(head: &[u8], whole: bool) -> Probe {
+    classify(head, whole).unwrap_or_else(|| {
+        Probe::BadMeta(format!(
+            "file meta group not complete within the first {} bytes",
+            head.len()
+        ))
+    })
+}
+
+/// Like [`probe_bytes`], or `None` when the bytes end inside the meta group.
+fn classify(head: &[u8], whole: bool) -> Option<Probe> {
     let mut tokenizer = Tokenizer::new(1);
     let mut at = 0;
     let mut capturing: Option<(dicom_core::Tag, Vec<u8>)> = None;
@@ -128,16 +157,11 @@ pub fn probe_bytes(head: &[u8], whole: bool) -> Probe {
     loop {
         let step = match tokenizer.next(&head[at..], whole) {
             Ok(step) => step,
-            Err(error) if error.kind == TokenErrorKind::NotPart10 => return Probe::NotDicom,
-            Err(error) => return Probe::BadMeta(error.to_string()),
+            Err(error) if error.kind == TokenErrorKind::NotPart10 => return Some(Probe::NotDicom),
+            Err(error) => return Some(Probe::BadMeta(error.to_string())),
         };
         let (consumed, token) = match step {
-            Step::NeedMore(_) => {
-                return Probe::BadMeta(format!(
-                    "file meta group not complete within the first {} bytes",
-                    head.len()
-                ))
-            }
+            Step::NeedMore(_) => return None,
             Step::Token { consumed, token } => (consumed, token),
         };
         at += consumed;
@@ -165,14 +189,16 @@ pub fn probe_bytes(head: &[u8], whole: bool) -> Probe {
             Token::MetaEnd {
                 transfer_syntax, ..
             } => {
-                return Probe::Dicom {
+                return Some(Probe::Dicom {
                     sop_class,
                     sop_instance,
                     transfer_syntax: (!transfer_syntax.is_empty()).then_some(transfer_syntax),
-                }
+                })
             }
             Token::End => {
-                return Probe::BadMeta("the file ends inside the file meta group".into());
+                return Some(Probe::BadMeta(
+                    "the file ends inside the file meta group".into(),
+                ));
             }
             _ => {}
         }
@@ -246,6 +272,61 @@ mod tests {
         part10.extend_from_slice(b"DICM");
         part10.extend_from_slice(&meta(b"1.2.3.4\0")[..20]);
         assert!(matches!(probe_bytes(&part10, true), Probe::BadMeta(_)));
+    }
+
+    #[test]
+    fn a_meta_group_longer_than_the_first_read_is_read_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut part10 = vec![0u8; 128];
+        part10.extend_from_slice(b"DICM");
+        let mut group = meta_element(0x0002, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0");
+        group.extend(meta_element(0x0003, b"UI", b"1.2.3.4\0"));
+        group.extend(meta_element(0x0010, b"UI", b"1.2.840.10008.1.2.1\0"));
+        // (0002,0102) Private Information, OB: a long header (4-byte length).
+        group.extend_from_slice(&[0x02, 0x00, 0x02, 0x01, b'O', b'B', 0, 0]);
+        group.extend_from_slice(&6000u32.to_le_bytes());
+        group.extend(std::iter::repeat_n(0xAB, 6000));
+        part10.extend(meta_element(
+            0x0000,
+            b"UL",
+            &(group.len() as u32).to_le_bytes(),
+        ));
+        part10.extend(group);
+        part10.extend_from_slice(&[0x08, 0x00, 0x16, 0x00, b'U', b'I', 2, 0, b'1', 0]);
+        let path = dir.path().join("long-meta");
+        std::fs::write(&path, &part10).expect("write");
+        assert!(matches!(
+            probe(&path).expect("probe"),
+            Probe::Dicom { sop_instance: Some(uid), .. } if uid == "1.2.3.4"
+        ));
+    }
+
+    #[test]
+    fn each_file_is_found_once_and_linked_folders_are_not_walked() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("a/b")).expect("folders");
+        std::fs::write(root.join("a/one"), b"1").expect("write");
+        std::fs::write(root.join("a/b/two"), b"22").expect("write");
+        std::fs::hard_link(root.join("a/one"), root.join("a/one-again")).expect("hard link");
+        std::os::unix::fs::symlink(root.join("a/b/two"), root.join("a/two-link")).expect("link");
+        std::os::unix::fs::symlink(root.join("a"), root.join("a/b/loop")).expect("link");
+        let mut unreadable = Vec::new();
+        let found = walk(&[root.join("a"), root.join("a/b/two")], &mut unreadable).expect("walk");
+        let names: Vec<String> = found
+            .iter()
+            .map(|c| {
+                c.path
+                    .strip_prefix(root)
+                    .expect("inside")
+                    .display()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(names, ["a/b/two", "a/one"]);
+        assert_eq!(found[0].size, 2);
+        assert!(unreadable.is_empty());
+        assert!(walk(&[root.join("missing")], &mut unreadable).is_err());
     }
 
     #[test]
