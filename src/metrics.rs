@@ -183,6 +183,15 @@ fn escape_label(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// What a STOW-RS handler tells the access log, as a response extension.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreCounts {
+    /// Body bytes received.
+    pub bytes_in: u64,
+    pub stored: usize,
+    pub failed: usize,
+}
+
 /// The middleware: counts every request under its route template (bounded label values:
 /// `/dicomweb/studies/{study}`, never the UIDs), or `unmatched`.
 pub async fn count_requests(
@@ -203,13 +212,17 @@ pub async fn count_requests(
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();
-    // One structured line per request (STOW-RS adds its own with the instance counts).
+    let store = response.extensions().get::<StoreCounts>().copied();
+    // One structured line per request; a STOW-RS request adds the bytes it actually received
+    // (chunked bodies have no Content-Length) and its instances stored and failed.
     tracing::info!(
         target: "dicomwebserver::access",
         method = %method,
         route = %route,
         status,
-        bytes_in,
+        bytes_in = store.map(|s| s.bytes_in).or(bytes_in),
+        stored = store.map(|s| s.stored),
+        failed = store.map(|s| s.failed),
         duration_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"
     );

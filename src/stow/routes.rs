@@ -25,6 +25,7 @@ use crate::diag::tasks::{tasks, TaskInfo};
 use crate::diag::uploads::Upload;
 use crate::diag::watchdog::WaitContext;
 use crate::dicom::validator::is_valid_uid;
+use crate::metrics::StoreCounts;
 use crate::refusal::{refuse, Refusal};
 use crate::server::{base_url, AppState};
 use crate::stream::{BufferOptions, TrackableReadBuffer};
@@ -226,12 +227,18 @@ async fn store_instances(
         Format::Json => (DICOM_JSON, response.to_json()),
         Format::Xml => (DICOM_XML, response.to_xml()),
     };
-    (
+    let mut response = (
         status,
         [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))],
         text,
     )
-        .into_response()
+        .into_response();
+    response.extensions_mut().insert(StoreCounts {
+        bytes_in: registration.upload.bytes_received(),
+        stored,
+        failed: outcomes.len() - stored,
+    });
+    response
 }
 
 /// A part in request order: still being stored, or already decided.

@@ -172,4 +172,16 @@ async fn each_instance_not_stored_gets_its_own_log_event() {
         serde_json::from_str(lines.last().expect("the request line")).expect("a JSON object");
     assert_eq!(done["fields"]["stored"], 1, "{done}");
     assert_eq!(done["fields"]["failed"], 1, "{done}");
+    // The access line has them too, with the body bytes received.
+    let lines = server.stderr_until(std::time::Duration::from_secs(20), |line| {
+        line.contains("\"route\":\"/dicomweb/studies\"")
+    });
+    let access: serde_json::Value =
+        serde_json::from_str(lines.last().expect("the access line")).expect("a JSON object");
+    let fields = &access["fields"];
+    assert_eq!(fields["method"], "POST", "{access}");
+    assert_eq!(fields["status"], 202, "{access}");
+    assert_eq!(fields["stored"], 1, "{access}");
+    assert_eq!(fields["failed"], 1, "{access}");
+    assert_eq!(fields["bytes_in"], body.encode().len(), "{access}");
 }
