@@ -8,6 +8,8 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::metrics::Metrics;
+
 /// Headers a page may read from responses (QIDO paging warnings among them).
 const EXPOSED: &str = "Content-Type, Content-Length, Content-Location, Warning";
 /// How long a browser may cache a preflight answer, in seconds.
@@ -16,6 +18,12 @@ const PREFLIGHT_MAX_AGE: &str = "600";
 /// The origins allowed to call the server (`*` for any).
 #[derive(Debug, Clone, Default)]
 pub struct Origins(pub Vec<String>);
+
+/// What the middleware needs: the origins, and the metrics that count answered preflights.
+pub struct Cors {
+    pub origins: Origins,
+    pub metrics: Arc<Metrics>,
+}
 
 impl Origins {
     /// The `Access-Control-Allow-Origin` value for a request from `origin`, if allowed.
@@ -32,7 +40,9 @@ impl Origins {
 }
 
 /// The middleware: answers preflights and marks responses to allowed origins.
-pub async fn cors(State(origins): State<Arc<Origins>>, request: Request, next: Next) -> Response {
+pub async fn cors(State(cors): State<Arc<Cors>>, request: Request, next: Next) -> Response {
+    let origins = &cors.origins;
+    let started = std::time::Instant::now();
     let allowed = request
         .headers()
         .get(header::ORIGIN)
@@ -72,6 +82,15 @@ pub async fn cors(State(origins): State<Arc<Origins>>, request: Request, next: N
         headers.insert(
             header::ACCESS_CONTROL_MAX_AGE,
             HeaderValue::from_static(PREFLIGHT_MAX_AGE),
+        );
+        // Answered here, before routing: logged and counted under one label.
+        cors.metrics.finished(
+            "preflight".into(),
+            Method::OPTIONS.to_string(),
+            response.status().as_u16(),
+            None,
+            None,
+            started,
         );
         response
     } else {

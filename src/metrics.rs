@@ -76,7 +76,30 @@ impl Metrics {
         self.ingest.observe(duration);
     }
 
-    fn request(&self, route: String, method: String, status: u16) {
+    /// Logs the access line of a request that ended and counts it under `route` (a route
+    /// template or another bounded label, never a raw path). A STOW-RS request adds the body
+    /// bytes it actually received (chunked bodies have no Content-Length) and its instances
+    /// stored and failed.
+    pub fn finished(
+        &self,
+        route: String,
+        method: String,
+        status: u16,
+        bytes_in: Option<u64>,
+        store: Option<StoreCounts>,
+        started: Instant,
+    ) {
+        tracing::info!(
+            target: "dicomwebserver::access",
+            method = %method,
+            route = %route,
+            status,
+            bytes_in,
+            stored = store.map(|s| s.stored),
+            failed = store.map(|s| s.failed),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
         *lock(&self.requests)
             .entry((route, method, status))
             .or_default() += 1;
@@ -211,21 +234,14 @@ pub async fn count_requests(
         .and_then(|v| v.parse::<u64>().ok());
     let started = Instant::now();
     let response = next.run(request).await;
-    let status = response.status().as_u16();
     let store = response.extensions().get::<StoreCounts>().copied();
-    // One structured line per request; a STOW-RS request adds the bytes it actually received
-    // (chunked bodies have no Content-Length) and its instances stored and failed.
-    tracing::info!(
-        target: "dicomwebserver::access",
-        method = %method,
-        route = %route,
-        status,
-        bytes_in = store.map(|s| s.bytes_in).or(bytes_in),
-        stored = store.map(|s| s.stored),
-        failed = store.map(|s| s.failed),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
+    metrics.finished(
+        route,
+        method,
+        response.status().as_u16(),
+        store.map(|s| s.bytes_in).or(bytes_in),
+        store,
+        started,
     );
-    metrics.request(route, method, status);
     response
 }

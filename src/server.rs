@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::{guard, Credentials, Guard};
 use crate::config::Config;
-use crate::cors::{cors, Origins};
+use crate::cors::{cors, Cors, Origins};
 use crate::diag;
 use crate::diag::signal::DumpSettings;
 use crate::diag::uploads::Uploads;
@@ -307,7 +307,10 @@ pub fn router(app: Arc<AppState>) -> Router {
         ))
         // CORS is outermost: preflights are answered before credentials are asked for.
         .layer(axum::middleware::from_fn_with_state(
-            Arc::new(Origins(app.config.cors_allow_origins.clone())),
+            Arc::new(Cors {
+                origins: Origins(app.config.cors_allow_origins.clone()),
+                metrics: app.metrics.clone(),
+            }),
             cors,
         ))
         .with_state(app)

@@ -263,6 +263,15 @@ async fn cors_answers_preflights_and_marks_responses_for_allowed_origins_only() 
     }
     let response = preflight(&server, "http://other.example").await;
     assert_eq!(response.header("access-control-allow-origin"), None);
+    // Answered preflights are counted (and logged) like other requests.
+    let metrics = http::get(server.addr, &server.route("/metrics"), &[]).await;
+    assert!(
+        metrics.text().contains(
+            "dicomweb_http_requests_total{route=\"preflight\",method=\"OPTIONS\",status=\"204\"} 1\n"
+        ),
+        "{}",
+        metrics.text()
+    );
     server.stop_and_check_tmp().await;
 }
 
