@@ -8,17 +8,43 @@ use super::progress::{format_bytes, format_duration};
 /// Non-DICOM files listed by name in the summary; the rest are counted.
 const LISTED_SKIPPED: usize = 10;
 
+/// One file that was not stored, and why.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Row {
+    pub path: PathBuf,
+    pub size: u64,
+    /// From the file's meta group, when it names one.
+    pub sop_instance: Option<String>,
+    pub reason: String,
+}
+
+impl Row {
+    pub fn new(
+        path: PathBuf,
+        size: u64,
+        sop_instance: Option<String>,
+        reason: impl Into<String>,
+    ) -> Row {
+        Row {
+            path,
+            size,
+            sop_instance,
+            reason: reason.into(),
+        }
+    }
+}
+
 /// What happened to each file, collected for the summary.
 #[derive(Debug, Default)]
 pub struct Summary {
     pub stored: Vec<(PathBuf, u64)>,
     /// Stored, with a warning from the server.
     pub warnings: Vec<(PathBuf, String)>,
-    /// Not sent: the same SOP Instance UID as an earlier file (path of that file).
-    pub repeated: Vec<(PathBuf, u64, String, PathBuf)>,
+    /// Not sent: the same SOP Instance UID as an earlier file.
+    pub repeated: Vec<Row>,
     /// Refused: other content under the same SOP Instance UID is already stored.
-    pub conflicts: Vec<(PathBuf, u64, Option<String>, String)>,
-    pub failed: Vec<(PathBuf, u64, Option<String>, String)>,
+    pub conflicts: Vec<Row>,
+    pub failed: Vec<Row>,
     /// Not DICOM Part 10.
     pub skipped: Vec<PathBuf>,
 }
@@ -31,7 +57,9 @@ impl Summary {
 
     /// The table and the lists, as printed on stdout at the end.
     pub fn render(&self, endpoint: &str, elapsed: Duration) -> String {
-        let bytes = |rows: &mut dyn Iterator<Item = u64>| format_bytes(rows.sum());
+        let bytes = |rows: &[&[Row]]| {
+            format_bytes(rows.iter().flat_map(|r| r.iter()).map(|r| r.size).sum())
+        };
         let mut out = String::new();
         out.push_str(&format!(
             "{:<12}{:>10}{:>14}\n",
@@ -43,19 +71,9 @@ impl Summary {
             (
                 "duplicate",
                 self.repeated.len() + self.conflicts.len(),
-                bytes(
-                    &mut self
-                        .repeated
-                        .iter()
-                        .map(|r| r.1)
-                        .chain(self.conflicts.iter().map(|c| c.1)),
-                ),
+                bytes(&[&self.conflicts, &self.repeated]),
             ),
-            (
-                "failed",
-                self.failed.len(),
-                bytes(&mut self.failed.iter().map(|f| f.1)),
-            ),
+            ("failed", self.failed.len(), bytes(&[&self.failed])),
         ];
         for (name, count, size) in lines {
             out.push_str(&format!("{name:<12}{count:>10}{size:>14}\n"));
@@ -79,18 +97,14 @@ impl Summary {
         ));
         if !self.failed.is_empty() {
             out.push_str("\nfailed:\n");
-            for (path, _, uid, reason) in &self.failed {
-                out.push_str(&row(path, uid.as_deref(), reason));
+            for row in &self.failed {
+                out.push_str(&line(row));
             }
         }
         if !self.conflicts.is_empty() || !self.repeated.is_empty() {
             out.push_str("\nduplicate:\n");
-            for (path, _, uid, reason) in &self.conflicts {
-                out.push_str(&row(path, uid.as_deref(), reason));
-            }
-            for (path, _, uid, first) in &self.repeated {
-                let reason = format!("same SOP Instance UID as {} (not sent)", first.display());
-                out.push_str(&row(path, Some(uid), &reason));
+            for row in self.conflicts.iter().chain(&self.repeated) {
+                out.push_str(&line(row));
             }
         }
         if !self.warnings.is_empty() {
@@ -115,10 +129,14 @@ impl Summary {
     }
 }
 
-fn row(path: &std::path::Path, uid: Option<&str>, reason: &str) -> String {
-    match uid {
-        Some(uid) => format!("  {} (SOP Instance UID {uid}): {reason}\n", path.display()),
-        None => format!("  {}: {reason}\n", path.display()),
+fn line(row: &Row) -> String {
+    match &row.sop_instance {
+        Some(uid) => format!(
+            "  {} (SOP Instance UID {uid}): {}\n",
+            row.path.display(),
+            row.reason
+        ),
+        None => format!("  {}: {}\n", row.path.display(), row.reason),
     }
 }
 
@@ -131,9 +149,19 @@ mod tests {
         let summary = Summary {
             stored: vec![("a.dcm".into(), 2048), ("b".into(), 2048)],
             warnings: vec![],
-            repeated: vec![("c".into(), 10, "1.2".into(), "a.dcm".into())],
-            conflicts: vec![("d".into(), 5, Some("1.3".into()), "0x0111 duplicate".into())],
-            failed: vec![("e".into(), 1, None, "HTTP 401 Unauthorized".into())],
+            repeated: vec![Row::new(
+                "c".into(),
+                10,
+                Some("1.2".into()),
+                "same SOP Instance UID as a.dcm (not sent)",
+            )],
+            conflicts: vec![Row::new(
+                "d".into(),
+                5,
+                Some("1.3".into()),
+                "0x0111 duplicate",
+            )],
+            failed: vec![Row::new("e".into(), 1, None, "HTTP 401 Unauthorized")],
             skipped: vec!["notes.txt".into()],
         };
         let text = summary.render("http://h/studies", Duration::from_secs(2));
