@@ -1,8 +1,9 @@
-// Serves the OHIF build on a free loopback port for the end-to-end test.
+// Serves the OHIF build on a loopback port, for the end-to-end test or to try the viewer.
 //
-// Usage: node serve.mjs VIEWER_DIST APP_CONFIG_JS
+// Usage: node serve.mjs VIEWER_DIST APP_CONFIG_JS [PORT]
 //
-// Prints `listening on http://127.0.0.1:PORT` as its first line. Files come from VIEWER_DIST;
+// Listens on PORT (a free one by default) and prints `listening on http://127.0.0.1:PORT` as
+// its first line. Files come from VIEWER_DIST;
 // `/app-config.js` comes from APP_CONFIG_JS, read on each request (run.sh writes it once the
 // DICOMweb server's port is known). A path without a file extension that names no file gets
 // index.html, as OHIF's client-side routes (`/viewer`, `/local`) need; a missing file with an
@@ -11,7 +12,8 @@ import { createReadStream, promises as fs } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 
-const [distDir, appConfigPath] = process.argv.slice(2).map(p => path.resolve(p));
+const [distDir, appConfigPath] = process.argv.slice(2, 4).map(p => path.resolve(p));
+const port = Number(process.argv[4] ?? 0);
 
 const CONTENT_TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -66,7 +68,7 @@ const server = http.createServer(async (request, response) => {
     .pipe(response);
 });
 
-server.listen(0, '127.0.0.1', () => {
+server.listen(port, '127.0.0.1', () => {
   console.log(`listening on http://127.0.0.1:${server.address().port}`);
 });
 for (const signal of ['SIGTERM', 'SIGINT']) {
