@@ -504,6 +504,66 @@ fn latin1_patient_name_is_decoded_by_its_character_set() {
 }
 
 #[test]
+fn names_in_other_repertoires_are_decoded_by_their_character_set() {
+    // (Specific Character Set, PN bytes, expected Alphabetic=Ideographic=Phonetic text), after
+    // the examples of PS3.5 Annexes H (Japanese), I (Korean) and K (Chinese).
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "\\ISO 2022 IR 87",
+            [
+                &b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B="[..],
+                b"\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B",
+            ]
+            .concat(),
+            "Yamada^Tarou=山田^太郎=やまだ^たろう",
+        ),
+        (
+            "\\ISO 2022 IR 149",
+            [
+                &b"Hong^Gildong=\x1b$)C\xfb\xf3^\x1b$)C\xd1\xce\xd4\xd7="[..],
+                b"\x1b$)C\xc8\xab^\x1b$)C\xb1\xe6\xb5\xbf",
+            ]
+            .concat(),
+            "Hong^Gildong=洪^吉洞=홍^길동",
+        ),
+        (
+            "GB18030",
+            b"Wang^XiaoDong=\xcd\xf5^\xd0\xa1\xb6\xab=".to_vec(),
+            "Wang^XiaoDong=王^小东=",
+        ),
+        (
+            "ISO_IR 144",
+            b"\xb8\xd2\xd0\xdd\xde\xd2^\xb8\xd2\xd0\xdd".to_vec(),
+            "Иванов^Иван",
+        ),
+        // Not a repertoire the server knows: read as UTF-8.
+        ("ISO_IR 999", b"Doe^John".to_vec(), "Doe^John"),
+    ];
+    for (charset, name, expected) in cases {
+        let elements = vec![
+            element((0x0008, 0x0005), VR::CS, charset),
+            element((0x0010, 0x0010), VR::PN, name),
+        ];
+        let result = listen(&file(EXPLICIT_VR_LE, elements), JsonOptions::default());
+        let mut groups = expected.split('=');
+        let mut want = serde_json::Map::new();
+        for key in ["Alphabetic", "Ideographic", "Phonetic"] {
+            match groups.next() {
+                Some(group) if !group.is_empty() => {
+                    want.insert(key.into(), json!(group));
+                }
+                _ => {}
+            }
+        }
+        assert_eq!(
+            result.dataset["00100010"],
+            json!({"vr": "PN", "Value": [want]}),
+            "{charset}"
+        );
+    }
+}
+
+#[test]
 fn odd_and_unparsable_values_are_rendered_as_far_as_they_go() {
     #[rustfmt::skip]
     let dataset = [

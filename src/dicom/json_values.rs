@@ -10,31 +10,72 @@ use std::borrow::Cow;
 use dicom_core::VR;
 use serde_json::{Map, Number, Value};
 
-/// How the text of a data set is decoded, from its Specific Character Set (0008,0005).
-///
-/// dicom-encoding's `SpecificCharacterSet` has every repertoire but is not a direct dependency
-/// of this crate, so only the two that need no tables are decoded here: UTF-8 (ISO_IR 192, and
-/// the default repertoire, ASCII, which UTF-8 contains) and Latin-1 (ISO_IR 100). Any other
-/// repertoire is read as UTF-8, lossily.
+/// How the text of a data set is decoded, from its Specific Character Set (0008,0005), PS3.5
+/// 6.1.2.5. UTF-8 (ISO_IR 192, and the default repertoire, ASCII, which UTF-8 contains) and
+/// Latin-1 (ISO_IR 100) are decoded here; every other repertoire dicom-encoding knows (the
+/// ISO 8859 parts, Japanese, Korean, Chinese, Thai) through its tables.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum TextDecoding {
     #[default]
     Utf8,
     Latin1,
+    /// A repertoire by its Defined Term, one of [`TABLE_TERMS`].
+    Table(&'static str),
 }
+
+/// The Defined Terms of the repertoires decoded with dicom-encoding's tables.
+const TABLE_TERMS: &[&str] = &[
+    "ISO_IR 13",
+    "ISO 2022 IR 13",
+    "ISO 2022 IR 87",
+    "ISO_IR 101",
+    "ISO 2022 IR 101",
+    "ISO_IR 109",
+    "ISO 2022 IR 109",
+    "ISO_IR 110",
+    "ISO 2022 IR 110",
+    "ISO_IR 126",
+    "ISO 2022 IR 126",
+    "ISO_IR 127",
+    "ISO 2022 IR 127",
+    "ISO_IR 138",
+    "ISO 2022 IR 138",
+    "ISO_IR 144",
+    "ISO 2022 IR 144",
+    "ISO 2022 IR 149",
+    "ISO_IR 166",
+    "ISO 2022 IR 166",
+    "GB18030",
+    "GBK",
+    "ISO 2022 IR 58",
+];
+
+/// ESC: starts an ISO 2022 escape sequence that switches repertoires inside a value.
+const ESCAPE: u8 = 0x1B;
 
 impl TextDecoding {
     /// The decoding named by a Specific Character Set value (its raw bytes). With code
-    /// extensions (several values), the first named repertoire wins.
+    /// extensions (several values, e.g. `\ISO 2022 IR 87`), Japanese kanji (IR 87) wins,
+    /// since its decoder follows the escape sequences of the other Japanese sets too; otherwise
+    /// the first repertoire other than the default.
     pub fn from_specific_character_set(value: &[u8]) -> TextDecoding {
         let value = String::from_utf8_lossy(value);
-        let named = value
+        let terms: Vec<&str> = value
             .split('\\')
             .map(|term| term.trim_matches([' ', '\0']))
-            .find(|term| !term.is_empty());
-        match named {
+            .filter(|term| !term.is_empty() && !matches!(*term, "ISO_IR 6" | "ISO 2022 IR 6"))
+            .collect();
+        let chosen = terms
+            .iter()
+            .find(|term| **term == "ISO 2022 IR 87")
+            .or_else(|| terms.first());
+        match chosen.copied() {
             Some("ISO_IR 100" | "ISO 2022 IR 100") => TextDecoding::Latin1,
-            _ => TextDecoding::Utf8,
+            Some(term) => TABLE_TERMS
+                .iter()
+                .find(|known| **known == term)
+                .map_or(TextDecoding::Utf8, |known| TextDecoding::Table(known)),
+            None => TextDecoding::Utf8,
         }
     }
 
@@ -43,8 +84,43 @@ impl TextDecoding {
             TextDecoding::Utf8 => String::from_utf8_lossy(bytes),
             // ISO 8859-1 maps each byte to the code point of the same number.
             TextDecoding::Latin1 => Cow::Owned(bytes.iter().map(|&b| char::from(b)).collect()),
+            TextDecoding::Table(term) => {
+                use dicom_encoding::text::{SpecificCharacterSet, TextCodec};
+                // The ISO-2022-JP decoder reads escape sequences itself; the others decode
+                // the bytes between them (each value starts in its set, PS3.5 6.1.2.5.3).
+                let text = if term == "ISO 2022 IR 87" || !bytes.contains(&ESCAPE) {
+                    Cow::Borrowed(bytes)
+                } else {
+                    Cow::Owned(without_escape_sequences(bytes))
+                };
+                SpecificCharacterSet::from_code(term)
+                    .and_then(|set| set.decode(&text).ok())
+                    .map_or_else(
+                        || Cow::Owned(String::from_utf8_lossy(&text).into_owned()),
+                        Cow::Owned,
+                    )
+            }
         }
     }
+}
+
+/// `bytes` without ISO 2022 escape sequences: ESC, intermediate bytes (0x20-0x2F), and a
+/// final byte (0x30-0x7E).
+fn without_escape_sequences(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes.iter();
+    while let Some(&byte) = rest.next() {
+        if byte != ESCAPE {
+            out.push(byte);
+            continue;
+        }
+        for &next in rest.by_ref() {
+            if !(0x20..=0x2F).contains(&next) {
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// How the values of the data set being rendered are encoded.

@@ -703,3 +703,89 @@ async fn results_are_dicom_json_for_json_accepts_and_406_otherwise() {
     }
     server.stop_and_check_tmp().await;
 }
+
+/// A Part 10 instance of `uids` whose patient is `name` (raw bytes) in `charset`.
+fn instance_with_name(
+    uids: &crate::support::instances::Uids,
+    charset: &str,
+    name: &[u8],
+    id: &str,
+) -> Vec<u8> {
+    use crate::support::dicom::{self, Builder, Syntax};
+    let mut b = Builder::new(Syntax::ExplicitLe);
+    b.text((0x0008, 0x0005), b"CS", charset)
+        .text((0x0008, 0x0016), b"UI", &uids.class)
+        .text((0x0008, 0x0018), b"UI", &uids.sop)
+        .element((0x0010, 0x0010), b"PN", name)
+        .text((0x0010, 0x0020), b"LO", id)
+        .text((0x0020, 0x000D), b"UI", &uids.study)
+        .text((0x0020, 0x000E), b"UI", &uids.series);
+    dicom::part10(&uids.class, &uids.sop, dicom::EXPLICIT_LE, &b.bytes)
+}
+
+#[tokio::test]
+async fn names_in_other_character_sets_are_searched_and_returned_as_unicode() {
+    use crate::support::instances::Uids;
+    use crate::support::multipart::Multipart;
+
+    let server = TestServer::start().await;
+    // "Иванов^Иван" in ISO 8859-5.
+    let cyrillic = Uids::fresh();
+    let ivanov = instance_with_name(
+        &cyrillic,
+        "ISO_IR 144",
+        b"\xb8\xd2\xd0\xdd\xde\xd2^\xb8\xd2\xd0\xdd",
+        "CYRILLIC-1",
+    );
+    // PS3.5 Annex I: a Korean name with its Hanja and Hangul groups in KS X 1001, each
+    // switched to with an ISO 2022 escape sequence.
+    let korean = Uids::fresh();
+    let hong = instance_with_name(
+        &korean,
+        "\\ISO 2022 IR 149",
+        &[
+            &b"Hong^Gildong=\x1b$)C\xfb\xf3^\x1b$)C\xd1\xce\xd4\xd7="[..],
+            b"\x1b$)C\xc8\xab^\x1b$)C\xb1\xe6\xb5\xbf",
+        ]
+        .concat(),
+        "KOREAN-1",
+    );
+    let stored =
+        crate::support::stow::stow(&server, &Multipart::of(&[&ivanov[..], &hong[..]])).await;
+    assert_eq!(stored.status, 200, "{}", stored.json);
+
+    for pairs in [
+        vec![("PatientName", "Иванов^Иван")],
+        vec![("PatientName", "Иван*")],
+        vec![("PatientName", "иванов"), ("fuzzymatching", "true")],
+    ] {
+        let found = results(&search(&server, "/studies", &pairs).await);
+        assert_eq!(found.len(), 1, "{pairs:?}: {found:?}");
+        assert_eq!(
+            found[0]["00100010"],
+            json!({"vr": "PN", "Value": [{"Alphabetic": "Иванов^Иван"}]}),
+            "{pairs:?}"
+        );
+    }
+
+    // Metadata keeps every component group.
+    let metadata = http::get(
+        server.addr,
+        &server.route(&format!(
+            "/studies/{}/series/{}/metadata",
+            korean.study, korean.series
+        )),
+        &[],
+    )
+    .await;
+    assert_eq!(metadata.status, 200);
+    assert_eq!(
+        metadata.json()[0]["00100010"],
+        json!({"vr": "PN", "Value": [{
+            "Alphabetic": "Hong^Gildong",
+            "Ideographic": "洪^吉洞",
+            "Phonetic": "홍^길동",
+        }]}),
+    );
+    server.stop_and_check_tmp().await;
+}
