@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,10 @@ pub struct AppState {
     pub local_addr: SocketAddr,
     /// Uploads in flight, for `/status` and the stack dump.
     pub uploads: Arc<Uploads>,
+    /// Group commits running on blocking threads. A commit runs to its end even when the
+    /// request's handler is gone (the client disconnected): until then storage has not
+    /// settled, and shutdown waits for it.
+    pub commits_in_flight: Arc<AtomicUsize>,
     started: Instant,
     counters: Counters,
 }
@@ -168,6 +172,7 @@ async fn status(State(app): State<Arc<AppState>>, RawQuery(query): RawQuery) -> 
         "version": env!("CARGO_PKG_VERSION"),
         "uptimeSeconds": app.started.elapsed().as_secs(),
         "uploadsInFlight": uploads.len(),
+        "commitsInFlight": app.commits_in_flight.load(Ordering::Relaxed),
         "uploads": uploads,
         "counters": {
             "requests": counters.requests.load(Ordering::Relaxed),
@@ -353,6 +358,7 @@ pub async fn run(
         draining: AtomicBool::new(false),
         local_addr,
         uploads: Arc::new(Uploads::default()),
+        commits_in_flight: Arc::new(AtomicUsize::new(0)),
         started: Instant::now(),
         counters: Counters::default(),
     });
@@ -402,7 +408,19 @@ pub async fn run(
         tokio::time::sleep(drain_timeout).await;
     };
     let result = tokio::select! {
-        served = serve => served,
+        served = serve => {
+            // Requests are answered; commits of clients that left may still be running.
+            let commits = app.commits_in_flight.clone();
+            let settled = async move {
+                while commits.load(Ordering::Relaxed) > 0 {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            };
+            if tokio::time::timeout(drain_timeout, settled).await.is_err() {
+                tracing::warn!("shutdown deadline passed with group commits still running");
+            }
+            served
+        }
         () = deadline => {
             let abandoned = app.uploads.count();
             tracing::warn!(abandoned, "shutdown deadline passed: abandoning in-flight uploads");

@@ -10,6 +10,7 @@
 //! since none of them was acknowledged.
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use super::outcome::{reason, Failure, PartOutcome, Stored};
@@ -33,6 +34,15 @@ fn failed(stored: &Stored, code: u16, comment: String) -> PartOutcome {
     })
 }
 
+/// Counts a group commit in [`AppState::commits_in_flight`] until its blocking thread is done.
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Commits the prepared parts of request `batch`; returns every part's outcome in order.
 pub async fn commit(app: &Arc<AppState>, batch: u64, parts: Vec<Ready>) -> Vec<PartOutcome> {
     if !parts.iter().any(|part| matches!(part, Ready::Prepared(_))) {
@@ -45,7 +55,13 @@ pub async fn commit(app: &Arc<AppState>, batch: u64, parts: Vec<Ready>) -> Vec<P
             .collect();
     }
     let app = app.clone();
-    let joined = tokio::task::spawn_blocking(move || commit_blocking(&app, batch, parts)).await;
+    app.commits_in_flight.fetch_add(1, Ordering::Relaxed);
+    let in_flight = InFlight(app.commits_in_flight.clone());
+    let joined = tokio::task::spawn_blocking(move || {
+        let _in_flight = in_flight;
+        commit_blocking(&app, batch, parts)
+    })
+    .await;
     match joined {
         Ok(outcomes) => outcomes,
         Err(error) => vec![PartOutcome::Failed(Failure::other(

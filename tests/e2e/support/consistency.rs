@@ -29,7 +29,7 @@ pub struct Found {
     pub sop: String,
 }
 
-/// Waits until the server at `addr` has no upload in flight and (with `root`, for an
+/// Waits until the server at `addr` has no upload or group commit in flight and (with `root`, for an
 /// in-process server) holds no temp file open. Panics with the last `/status` otherwise.
 pub async fn wait_idle(addr: SocketAddr, prefix: &str, root: Option<&Path>) -> Value {
     let deadline = Instant::now() + IDLE_WATCHDOG;
@@ -38,8 +38,10 @@ pub async fn wait_idle(addr: SocketAddr, prefix: &str, root: Option<&Path>) -> V
             .await
             .json();
         let uploads = status["uploadsInFlight"].as_u64();
+        // A commit can outlive its request when the client left: storage settles with it.
+        let commits = status["commitsInFlight"].as_u64();
         let open = root.map(open_temp_files).unwrap_or_default();
-        if uploads == Some(0) && open.is_empty() {
+        if uploads == Some(0) && commits == Some(0) && open.is_empty() {
             return status;
         }
         assert!(
