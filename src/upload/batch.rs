@@ -42,7 +42,7 @@ pub fn batches(uploads: Vec<Upload>, count: usize, bytes: u64) -> Vec<Vec<Upload
 pub struct Context {
     pub target: Target,
     /// The `Authorization` header value, if credentials were given.
-    pub authorization: Option<String>,
+    pub authorization: Option<hyper::header::HeaderValue>,
     pub args: StowArgs,
     pub progress: Arc<Progress>,
 }
@@ -54,14 +54,13 @@ async fn send_batch(context: &Context, batch: &[Upload]) -> Vec<FileOutcome> {
     let progress = &context.progress;
     let spec = RequestSpec {
         target: &context.target,
-        authorization: context.authorization.as_deref(),
+        authorization: context.authorization.as_ref(),
         idle_timeout: Duration::from_secs(context.args.timeout_secs.max(1)),
-        sent: &progress.bytes_sent,
+        total_sent: &progress.bytes_sent,
     };
     let mut attempt = 0;
     let outcomes = loop {
-        let before = progress.bytes_sent.load(Ordering::Relaxed);
-        let reply = http::send(&spec, &files).await;
+        let (reply, sent) = http::send(&spec, &files).await;
         let (problem, pause) = match reply {
             Reply::Response {
                 status,
@@ -82,8 +81,8 @@ async fn send_batch(context: &Context, batch: &[Upload]) -> Vec<FileOutcome> {
                     .collect();
             }
         };
-        let resent = progress.bytes_sent.load(Ordering::Relaxed) - before;
-        progress.bytes_resent.fetch_add(resent, Ordering::Relaxed);
+        // This try's bytes will be sent again: count them once.
+        progress.bytes_resent.fetch_add(sent, Ordering::Relaxed);
         if attempt >= context.args.retries {
             let tries = attempt + 1;
             break files

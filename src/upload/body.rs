@@ -25,9 +25,16 @@ pub const QUEUED_CHUNKS: usize = 4;
 pub struct Reading {
     reader: tokio::task::JoinHandle<()>,
     file_error: Arc<Mutex<Option<String>>>,
+    /// File bytes of this body handed to the connection so far.
+    sent: Arc<AtomicU64>,
 }
 
 impl Reading {
+    /// File bytes of this body handed to the connection so far.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(Ordering::Relaxed)
+    }
+
     /// Stops the reader; returns why it ended the body early if a file was at fault (then the
     /// request's own error is only a consequence).
     pub fn stop(self) -> Option<String> {
@@ -36,49 +43,97 @@ impl Reading {
     }
 }
 
-/// Starts reading `files` on a blocking thread into a multipart body; `sent` counts the file
-/// bytes handed to the connection.
-pub fn start(files: &[Candidate], sent: &Arc<AtomicU64>) -> (ChannelBody, Reading) {
-    let boundary = boundary();
-    let headers: Vec<Vec<u8>> = files
-        .iter()
-        .map(|file| {
-            format!(
-                "--{boundary}\r\nContent-Type: application/dicom\r\nContent-Length: {}\r\n\r\n",
-                file.size
-            )
-            .into_bytes()
-        })
-        .collect();
-    let closing = format!("--{boundary}--\r\n").into_bytes();
-    let length = files
-        .iter()
-        .zip(&headers)
-        .map(|(file, header)| header.len() as u64 + file.size + 2)
-        .sum::<u64>()
-        + closing.len() as u64;
-    let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
-    let file_error = Arc::new(Mutex::new(None::<String>));
-    let reader = {
-        let files = files.to_vec();
-        let sent = Arc::clone(sent);
-        let file_error = Arc::clone(&file_error);
-        tokio::task::spawn_blocking(move || {
-            if let Err(Stop::File(message)) = produce(&files, headers, closing, &tx, &sent) {
-                if let Ok(mut slot) = file_error.lock() {
-                    *slot = Some(message.clone());
+/// The multipart framing of a batch: known before anything is read, so the request's headers
+/// can be built (and refused) before the reader starts.
+pub struct Framing {
+    files: Vec<Candidate>,
+    boundary: String,
+    headers: Vec<Vec<u8>>,
+    closing: Vec<u8>,
+    length: u64,
+}
+
+impl Framing {
+    pub fn new(files: &[Candidate]) -> Framing {
+        let boundary = boundary();
+        let headers: Vec<Vec<u8>> = files
+            .iter()
+            .map(|file| {
+                format!(
+                    "--{boundary}\r\nContent-Type: application/dicom\r\nContent-Length: {}\r\n\r\n",
+                    file.size
+                )
+                .into_bytes()
+            })
+            .collect();
+        let closing = format!("--{boundary}--\r\n").into_bytes();
+        let length = files
+            .iter()
+            .zip(&headers)
+            .map(|(file, header)| header.len() as u64 + file.size + 2)
+            .sum::<u64>()
+            + closing.len() as u64;
+        Framing {
+            files: files.to_vec(),
+            boundary,
+            headers,
+            closing,
+            length,
+        }
+    }
+
+    /// The `Content-Type` of the request, with its boundary.
+    pub fn content_type(&self) -> String {
+        format!(
+            "multipart/related; type=\"application/dicom\"; boundary={}",
+            self.boundary
+        )
+    }
+
+    /// The `Content-Length` of the request.
+    pub fn length(&self) -> u64 {
+        self.length
+    }
+
+    /// Starts reading the files on a blocking thread into the body; `total` counts the file
+    /// bytes handed to the connection, with those of every other body (the progress display).
+    pub fn start(self, total: &Arc<AtomicU64>) -> (ChannelBody, Reading) {
+        let Framing {
+            files,
+            headers,
+            closing,
+            length,
+            ..
+        } = self;
+        let (tx, rx) = mpsc::channel(QUEUED_CHUNKS);
+        let file_error = Arc::new(Mutex::new(None::<String>));
+        let sent = Arc::new(AtomicU64::new(0));
+        let reader = {
+            let counters = [Arc::clone(&sent), Arc::clone(total)];
+            let file_error = Arc::clone(&file_error);
+            tokio::task::spawn_blocking(move || {
+                let [sent, total] = &counters;
+                if let Err(Stop::File(message)) =
+                    produce(&files, headers, closing, &tx, [sent, total])
+                {
+                    if let Ok(mut slot) = file_error.lock() {
+                        *slot = Some(message.clone());
+                    }
+                    let _ = tx.blocking_send(Err(io::Error::other(message)));
                 }
-                let _ = tx.blocking_send(Err(io::Error::other(message)));
-            }
-        })
-    };
-    let body = ChannelBody {
-        rx,
-        remaining: length,
-        length,
-        content_type: format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
-    };
-    (body, Reading { reader, file_error })
+            })
+        };
+        let body = ChannelBody {
+            rx,
+            remaining: length,
+        };
+        let reading = Reading {
+            reader,
+            file_error,
+            sent,
+        };
+        (body, reading)
+    }
 }
 
 /// Why the file reader stopped early.
@@ -97,14 +152,16 @@ fn produce(
     headers: Vec<Vec<u8>>,
     closing: Vec<u8>,
     tx: &mpsc::Sender<io::Result<Bytes>>,
-    sent: &AtomicU64,
+    counters: [&AtomicU64; 2],
 ) -> Result<(), Stop> {
     // Only file bytes are counted, so progress adds up to the files' sizes.
     let push = |chunk: Bytes, content: bool| -> Result<(), Stop> {
         let len = chunk.len() as u64;
         tx.blocking_send(Ok(chunk)).map_err(|_| Stop::Closed)?;
         if content {
-            sent.fetch_add(len, Ordering::Relaxed);
+            for counter in counters {
+                counter.fetch_add(len, Ordering::Relaxed);
+            }
         }
         Ok(())
     };
@@ -224,21 +281,6 @@ pub struct ChannelBody {
     rx: mpsc::Receiver<io::Result<Bytes>>,
     /// Bytes not yet handed to the connection.
     remaining: u64,
-    /// The whole body's length.
-    length: u64,
-    content_type: String,
-}
-
-impl ChannelBody {
-    /// The `Content-Type` of the request, with its boundary.
-    pub fn content_type(&self) -> &str {
-        &self.content_type
-    }
-
-    /// The `Content-Length` of the request.
-    pub fn length(&self) -> u64 {
-        self.length
-    }
 }
 
 impl Body for ChannelBody {
@@ -284,7 +326,15 @@ mod tests {
         let (tx, mut rx) = mpsc::channel(64);
         let sent = AtomicU64::new(0);
         let files = [Candidate { path, size }];
-        let result = produce(&files, vec![b"H".to_vec()], b"C".to_vec(), &tx, &sent);
+        let total = AtomicU64::new(0);
+        let result = produce(
+            &files,
+            vec![b"H".to_vec()],
+            b"C".to_vec(),
+            &tx,
+            [&sent, &total],
+        );
+        assert_eq!(sent.load(Ordering::Relaxed), total.load(Ordering::Relaxed));
         drop(tx);
         let mut body = Vec::new();
         while let Ok(chunk) = rx.try_recv() {

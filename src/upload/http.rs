@@ -2,7 +2,7 @@
 //! target URL, the request with its streamed body ([`super::body`]), the response, and the
 //! idle timeout that tells a slow transfer from a stalled one.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +12,7 @@ use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_LENGTH, CONTENT_
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 
-use super::body::{self, ChannelBody};
+use super::body::{self, ChannelBody, Reading};
 use super::scan::Candidate;
 
 /// Largest response body read (a response for 10,000 instances is a few MiB).
@@ -91,15 +91,22 @@ pub enum Reply {
 /// Everything one request needs besides its files.
 pub struct RequestSpec<'a> {
     pub target: &'a Target,
-    pub authorization: Option<&'a str>,
+    pub authorization: Option<&'a HeaderValue>,
     /// Longest time without sending a byte or receiving the response.
     pub idle_timeout: Duration,
-    /// Incremented as file bytes are handed to the connection.
-    pub sent: &'a Arc<AtomicU64>,
+    /// Incremented as file bytes are handed to a connection, by every request (progress).
+    pub total_sent: &'a Arc<AtomicU64>,
 }
 
-/// Sends `files` as one STOW-RS request.
-pub async fn send(spec: &RequestSpec<'_>, files: &[Candidate]) -> Reply {
+/// Sends `files` as one STOW-RS request; also returns the file bytes it sent.
+pub async fn send(spec: &RequestSpec<'_>, files: &[Candidate]) -> (Reply, u64) {
+    let mut sent = 0;
+    let reply = try_send(spec, files, &mut sent).await;
+    (reply, sent)
+}
+
+async fn try_send(spec: &RequestSpec<'_>, files: &[Candidate], sent: &mut u64) -> Reply {
+    let framing = body::Framing::new(files);
     let stream = match tokio::time::timeout(
         CONNECT_TIMEOUT,
         tokio::net::TcpStream::connect(&spec.target.authority),
@@ -129,30 +136,26 @@ pub async fn send(spec: &RequestSpec<'_>, files: &[Candidate]) -> Reply {
         };
     let driver = tokio::spawn(connection);
 
-    let (body, reading) = body::start(files, spec.sent);
-    let mut request = Request::builder()
+    let request = Request::builder()
         .method(Method::POST)
         .uri(spec.target.path.as_str())
         .header(HOST, spec.target.authority.as_str())
-        .header(CONTENT_TYPE, body.content_type())
+        .header(CONTENT_TYPE, framing.content_type())
         .header(ACCEPT, "application/dicom+json")
-        .header(CONTENT_LENGTH, body.length());
-    if let Some(value) = spec.authorization {
-        match HeaderValue::from_str(value) {
-            Ok(value) => request = request.header(AUTHORIZATION, value),
-            Err(_) => {
-                return Reply::File(
-                    "the credentials contain characters not allowed in an HTTP header".into(),
-                )
-            }
-        }
-    }
-    let request = match request.body(body) {
+        .header(CONTENT_LENGTH, framing.length());
+    let request = match spec.authorization {
+        Some(value) => request.header(AUTHORIZATION, value.clone()),
+        None => request,
+    };
+    let request = match request.body(()) {
         Ok(request) => request,
         Err(error) => return Reply::Transport(format!("cannot build the request: {error}")),
     };
+    let (body, reading) = framing.start(spec.total_sent);
+    let request = request.map(|()| body);
 
-    let reply = exchange(&mut sender, request, spec).await;
+    let reply = exchange(&mut sender, request, spec.idle_timeout, &reading).await;
+    *sent = reading.sent();
     drop(sender);
     driver.abort();
     match (reply, reading.stop()) {
@@ -166,23 +169,24 @@ pub async fn send(spec: &RequestSpec<'_>, files: &[Candidate]) -> Reply {
 async fn exchange(
     sender: &mut hyper::client::conn::http1::SendRequest<ChannelBody>,
     request: Request<ChannelBody>,
-    spec: &RequestSpec<'_>,
+    idle_timeout: Duration,
+    reading: &Reading,
 ) -> Reply {
     let response = sender.send_request(request);
     tokio::pin!(response);
-    let mut last_sent = spec.sent.load(Ordering::Relaxed);
+    let mut last_sent = reading.sent();
     let response = loop {
-        match tokio::time::timeout(spec.idle_timeout, &mut response).await {
+        match tokio::time::timeout(idle_timeout, &mut response).await {
             Ok(Ok(response)) => break response,
             Ok(Err(error)) => {
                 return Reply::Transport(format!("request failed: {}", chain(&error)))
             }
             Err(_) => {
-                let now = spec.sent.load(Ordering::Relaxed);
+                let now = reading.sent();
                 if now == last_sent {
                     return Reply::Transport(format!(
                         "no progress for {} s (nothing sent, no response)",
-                        spec.idle_timeout.as_secs()
+                        idle_timeout.as_secs()
                     ));
                 }
                 last_sent = now;
@@ -197,7 +201,7 @@ async fn exchange(
         .and_then(|value| value.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
     let limited = http_body_util::Limited::new(response.into_body(), MAX_RESPONSE);
-    match tokio::time::timeout(spec.idle_timeout, limited.collect()).await {
+    match tokio::time::timeout(idle_timeout, limited.collect()).await {
         Ok(Ok(body)) => Reply::Response {
             status,
             body: body.to_bytes(),
@@ -206,7 +210,7 @@ async fn exchange(
         Ok(Err(error)) => Reply::Transport(format!("reading the response failed: {error}")),
         Err(_) => Reply::Transport(format!(
             "the response body did not arrive within {} s",
-            spec.idle_timeout.as_secs()
+            idle_timeout.as_secs()
         )),
     }
 }

@@ -19,6 +19,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper::header::HeaderValue;
+
 pub use progress::ProgressMode;
 
 use self::batch::{batches, files, send_all, Context};
@@ -214,24 +216,32 @@ async fn upload(args: StowArgs) -> Result<Finish, String> {
 }
 
 /// The `Authorization` header value from the credential files, if any.
-fn credentials(args: &StowArgs) -> Result<Option<String>, String> {
+fn credentials(args: &StowArgs) -> Result<Option<HeaderValue>, String> {
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path)
             .map(|text| text.trim_end_matches(['\r', '\n']).to_string())
             .map_err(|error| format!("cannot read {}: {error}", path.display()))
     };
-    match (&args.token_file, &args.basic_auth_file) {
-        (Some(_), Some(_)) => Err("give --token-file or --basic-auth-file, not both".into()),
-        (Some(path), None) => Ok(Some(format!("Bearer {}", read(path)?))),
+    let (value, path) = match (&args.token_file, &args.basic_auth_file) {
+        (Some(_), Some(_)) => return Err("give --token-file or --basic-auth-file, not both".into()),
+        (Some(path), None) => (format!("Bearer {}", read(path)?), path),
         (None, Some(path)) => {
             let credentials = read(path)?;
             if !credentials.contains(':') {
                 return Err(format!("{} must hold user:password", path.display()));
             }
-            Ok(Some(http::basic_authorization(&credentials)))
+            (http::basic_authorization(&credentials), path)
         }
-        (None, None) => Ok(None),
-    }
+        (None, None) => return Ok(None),
+    };
+    let mut value = HeaderValue::from_str(&value).map_err(|_| {
+        format!(
+            "{} holds characters not allowed in an HTTP header (control characters, line breaks)",
+            path.display()
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(Some(value))
 }
 
 /// Walks and probes the paths: the DICOM files to send, and a summary holding what will not

@@ -456,3 +456,82 @@ async fn sends_basic_credentials() {
     assert_stored(&server, &instance, &instance.bytes);
     server.stop_and_check_tmp().await;
 }
+
+/// Reads one HTTP/1.1 request with a Content-Length body from `socket`; returns its body.
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let head_end = loop {
+        if let Some(at) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let mut chunk = [0u8; 8192];
+        let n = socket.read(&mut chunk).await.expect("read the request");
+        assert!(n > 0, "the client closed inside the headers");
+        received.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&received[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("a Content-Length");
+    while received.len() < head_end + length {
+        let mut chunk = [0u8; 65536];
+        let n = socket.read(&mut chunk).await.expect("read the body");
+        assert!(n > 0, "the client closed inside the body");
+        received.extend_from_slice(&chunk[..n]);
+    }
+    received[head_end..].to_vec()
+}
+
+#[tokio::test]
+async fn a_busy_answer_is_retried_after_its_retry_after() {
+    use tokio::io::AsyncWriteExt;
+    // A server that answers the first request 503 with Retry-After: 0, the second 200.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let server = tokio::spawn(async move {
+        let mut bodies = Vec::new();
+        for answer in [
+            "HTTP/1.1 503 Service Unavailable\r\nRetry-After: 0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Type: application/dicom+json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+        ] {
+            let (mut socket, _) = listener.accept().await.expect("accept");
+            bodies.push(read_request(&mut socket).await);
+            socket.write_all(answer.as_bytes()).await.expect("answer");
+        }
+        bodies
+    });
+    let dir = tempfile::tempdir().expect("tempdir");
+    let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    write(dir.path(), "one.dcm", &instance.bytes);
+    let url = format!("http://{addr}/dicom-web");
+    let folder = dir.path().to_string_lossy().into_owned();
+    let run = stow_cli(&["--url", &url, "--progress", "plain", &folder]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        run.stderr
+            .contains("retrying a request of 1 file in 0 s: HTTP 503 Service Unavailable"),
+        "{run}"
+    );
+    assert_eq!(row(&run, "stored").0, 1, "{run}");
+    // Both tries carried the whole file, and progress counts it once.
+    let bodies = server.await.expect("the fake server");
+    for body in &bodies {
+        assert!(
+            body.windows(instance.bytes.len())
+                .any(|w| w == instance.bytes),
+            "a try did not carry the file"
+        );
+    }
+    let size = instance.bytes.len();
+    assert!(size < 1024, "sizes below 1 KiB print in bytes");
+    assert!(
+        run.stderr
+            .contains(&format!("progress: 1/1 files, {size} B/{size} B, ")),
+        "{run}"
+    );
+}
