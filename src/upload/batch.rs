@@ -49,7 +49,7 @@ pub struct Context {
 
 /// Sends one batch, trying again after transient failures; one outcome per file.
 async fn send_batch(context: &Context, batch: &[Upload]) -> Vec<FileOutcome> {
-    let files: Vec<Candidate> = batch.iter().map(|u| u.file.clone()).collect();
+    let candidates: Vec<Candidate> = batch.iter().map(|u| u.file.clone()).collect();
     let uids: Vec<Option<String>> = batch.iter().map(|u| u.sop_instance.clone()).collect();
     let progress = &context.progress;
     let spec = RequestSpec {
@@ -60,13 +60,26 @@ async fn send_batch(context: &Context, batch: &[Upload]) -> Vec<FileOutcome> {
     };
     let mut attempt = 0;
     let outcomes = loop {
-        let (reply, sent) = http::send(&spec, &files).await;
+        let (reply, sent) = http::send(&spec, &candidates).await;
         let (problem, pause) = match reply {
             Reply::Response {
                 status,
                 body,
                 retry_after,
             } => {
+                if status == StatusCode::PAYLOAD_TOO_LARGE && batch.len() > 1 {
+                    // Too large for this server: each half on its own (they count their
+                    // files themselves).
+                    progress.bytes_resent.fetch_add(sent, Ordering::Relaxed);
+                    progress.println(&format!(
+                        "the server refused a request of {} as too large: sending it in halves",
+                        files(batch.len(), "file")
+                    ));
+                    let (first, second) = batch.split_at(batch.len() / 2);
+                    let mut outcomes = Box::pin(send_batch(context, first)).await;
+                    outcomes.extend(Box::pin(send_batch(context, second)).await);
+                    return outcomes;
+                }
                 if !is_transient(status) {
                     break response::outcomes(status, &body, &uids);
                 }
@@ -75,7 +88,7 @@ async fn send_batch(context: &Context, batch: &[Upload]) -> Vec<FileOutcome> {
             }
             Reply::Transport(message) => (message, None),
             Reply::File(message) => {
-                break files
+                break candidates
                     .iter()
                     .map(|_| FileOutcome::Failed(format!("not sent: {message}")))
                     .collect();
@@ -85,7 +98,7 @@ async fn send_batch(context: &Context, batch: &[Upload]) -> Vec<FileOutcome> {
         progress.bytes_resent.fetch_add(sent, Ordering::Relaxed);
         if attempt >= context.args.retries {
             let tries = attempt + 1;
-            break files
+            break candidates
                 .iter()
                 .map(|_| FileOutcome::Failed(format!("{problem} (after {tries} tries)")))
                 .collect();
@@ -95,13 +108,13 @@ async fn send_batch(context: &Context, batch: &[Upload]) -> Vec<FileOutcome> {
             .min(MAX_BACKOFF);
         progress.println(&format!(
             "retrying a request of {} in {} s: {problem}",
-            self::files(files.len(), "file"),
+            files(candidates.len(), "file"),
             pause.as_secs()
         ));
         tokio::time::sleep(pause).await;
         attempt += 1;
     };
-    for (file, outcome) in files.iter().zip(&outcomes) {
+    for (file, outcome) in candidates.iter().zip(&outcomes) {
         match outcome {
             FileOutcome::Failed(reason) => {
                 progress.println(&format!("failed: {}: {reason}", file.path.display()))
@@ -114,7 +127,7 @@ async fn send_batch(context: &Context, batch: &[Upload]) -> Vec<FileOutcome> {
     }
     progress
         .files_done
-        .fetch_add(files.len() as u64, Ordering::Relaxed);
+        .fetch_add(candidates.len() as u64, Ordering::Relaxed);
     outcomes
 }
 

@@ -155,7 +155,7 @@ pub fn outcomes(status: StatusCode, body: &[u8], uids: &[Option<String>]) -> Vec
             .collect::<Vec<_>>()
             .join(" ");
         let hint = match status.as_u16() {
-            413 => "; the server refuses requests this large: lower --batch or --batch-bytes",
+            413 => "; the file alone is larger than the server accepts in one request",
             401 => "; give credentials with --token-file or --basic-auth-file",
             403 => "; the credentials do not allow storing",
             _ => "",

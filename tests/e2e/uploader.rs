@@ -535,3 +535,32 @@ async fn a_busy_answer_is_retried_after_its_retry_after() {
         "{run}"
     );
 }
+
+#[tokio::test]
+async fn a_request_refused_as_too_large_is_sent_in_halves() {
+    let instances: Vec<Instance> = (0..4)
+        .map(|_| simple(dicom::EXPLICIT_LE, &Uids::fresh()))
+        .collect();
+    let size = instances[0].bytes.len() as u64;
+    // Two files and their framing fit; four do not.
+    let server = TestServer::start_with(|config| config.max_request_bytes = 3 * size).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (i, instance) in instances.iter().enumerate() {
+        write(dir.path(), &format!("{i}.dcm"), &instance.bytes);
+    }
+    let url = format!("http://{}/dicomweb", server.addr);
+    let folder = dir.path().to_string_lossy().into_owned();
+    let run = stow_cli(&["--url", &url, "--progress", "plain", &folder]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        run.stderr
+            .contains("the server refused a request of 4 files as too large: sending it in halves"),
+        "{run}"
+    );
+    assert_eq!(row(&run, "stored").0, 4, "{run}");
+    assert!(run.stderr.contains("progress: 4/4 files"), "{run}");
+    for instance in &instances {
+        assert_stored(&server, instance, &instance.bytes);
+    }
+    server.stop_and_check_tmp().await;
+}
