@@ -44,41 +44,13 @@ B=../shared/bench
 [ -f "$B/gen_corpus.py" ] || { echo "no harness at $B (expected ../shared/bench)" >&2; exit 1; }
 
 SINK_DIR=/tmp/bench-sink-uploader
-CORPUS=$WORK/corpus-n$N-h$HUGE_MIB
-BODIES=$WORK/bodies-n$N-h$HUGE_MIB
 STAMP=$(date +%Y%m%d-%H%M%S)
 RESULTS=$WORK/uploader-$STAMP.jsonl
 SCRATCH=$WORK/uploader-$STAMP
 mkdir -p "$WORK" "$SCRATCH"
 
-step() { printf '\n== %s\n' "$*" >&2; }
-
-step "python dependencies"
-python3 -c 'import pydicom, numpy' 2>/dev/null || pip install pydicom numpy
-
-step "corpus: $N small instances, $HUGE_MIB MiB multi-frame instance in $CORPUS"
-if [ ! -f "$CORPUS/.done" ]; then
-    rm -rf "$CORPUS"
-    python3 "$B/gen_corpus.py" "$CORPUS" --n "$N" --huge-mib "$HUGE_MIB" --only small,huge
-    touch "$CORPUS/.done"
-fi
-
-step "request bodies in $BODIES"
-if [ ! -f "$BODIES/small-b50/manifest.json" ] || [ ! -f "$BODIES/huge-b1/manifest.json" ]; then
-    rm -rf "$BODIES"
-    python3 "$B/build_bodies.py" "$CORPUS/small" "$BODIES/small-b50" --batch 50
-    python3 "$B/build_bodies.py" "$CORPUS/huge" "$BODIES/huge-b1" --batch 1
-fi
-
-step "raw sink (built from a copy, ../shared is read-only)"
-mkdir -p "$WORK/sink"
-cp -r "$B/sink/Cargo.toml" "$B/sink/Cargo.lock" "$B/sink/src" "$WORK/sink/"
-(cd "$WORK/sink" && cargo build --release --quiet)
-SINK_BIN=$WORK/sink/target/release/stow-sink
-
-step "dicomwebserver (release)"
-cargo build --release --quiet --bin dicomwebserver
-DWS_BIN=$PWD/target/release/dicomwebserver
+# shellcheck source=benches/prepare.sh
+source benches/prepare.sh
 
 # One line per body for xargs: the body file and its boundary (hex, no spaces or quotes).
 for scen in small-b50 huge-b1; do
@@ -221,12 +193,13 @@ runs = [json.loads(line) for line in open(sys.argv[1])]
 GiB = 2**30
 
 for r in runs:
-    r["MB_per_s"] = r["file_bytes"] / 1e6 / r["wall_s"]
+    # /usr/bin/time counts in 10 ms steps: tiny runs are floored at one step.
+    r["MB_per_s"] = r["file_bytes"] / 1e6 / max(r["wall_s"], 0.01)
     r["cpu_s"] = r["user_s"] + r["sys_s"]
-    r["cpu_s_per_GiB"] = r["cpu_s"] / (r["file_bytes"] / GiB)
+    r["cpu_s_per_GiB"] = max(r["cpu_s"], 0.01) / (r["file_bytes"] / GiB)
     r["peak_rss_MiB"] = r["peak_rss_kib"] / 1024
     if "scan_s" in r:
-        r["MB_per_s_scan_free"] = r["file_bytes"] / 1e6 / (r["wall_s"] - r["scan_s"])
+        r["MB_per_s_scan_free"] = r["file_bytes"] / 1e6 / max(r["wall_s"] - r["scan_s"], 0.01)
 
 def fmt(xs, digits):
     return (f"{statistics.median(xs):.{digits}f} [{min(xs):.{digits}f}-{max(xs):.{digits}f}]"
