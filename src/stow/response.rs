@@ -5,14 +5,17 @@ use serde_json::{json, Map, Value};
 
 use super::outcome::{Failure, PartOutcome, Stored};
 
+// The attributes of the module as DICOM JSON keys (the uploader reads them too).
 const RETRIEVE_URL: &str = "00081190";
-const FAILED_SOP_SEQUENCE: &str = "00081198";
-const REFERENCED_SOP_SEQUENCE: &str = "00081199";
-const OTHER_FAILURES_SEQUENCE: &str = "0008119A";
+pub const FAILED_SOP_SEQUENCE: &str = "00081198";
+pub const REFERENCED_SOP_SEQUENCE: &str = "00081199";
+pub const OTHER_FAILURES_SEQUENCE: &str = "0008119A";
 const REFERENCED_SOP_CLASS_UID: &str = "00081150";
-const REFERENCED_SOP_INSTANCE_UID: &str = "00081155";
-const FAILURE_REASON: &str = "00081197";
-const ERROR_COMMENT: &str = "00000902";
+pub const REFERENCED_SOP_INSTANCE_UID: &str = "00081155";
+pub const FAILURE_REASON: &str = "00081197";
+/// Warning Reason: this server never sends one, other servers may.
+pub const WARNING_REASON: &str = "00081196";
+pub const ERROR_COMMENT: &str = "00000902";
 
 /// Error Comment is LO: at most 64 characters.
 const MAX_ERROR_COMMENT: usize = 64;

@@ -272,7 +272,7 @@ fn find(paths: &[PathBuf]) -> Result<(Vec<Upload>, Summary), String> {
                 None,
                 format!("not sent: {reason}"),
             )),
-            Ok(Probe::Dicom { sop_instance, .. }) => {
+            Ok(Probe::Dicom { sop_instance }) => {
                 if let Some(uid) = &sop_instance {
                     if let Some(first) = first_with_uid.get(uid) {
                         summary.repeated.push(Row::new(

@@ -6,16 +6,11 @@ use std::collections::HashMap;
 use hyper::StatusCode;
 use serde_json::Value;
 
-const FAILED_SOP_SEQUENCE: &str = "00081198";
-const REFERENCED_SOP_SEQUENCE: &str = "00081199";
-const OTHER_FAILURES_SEQUENCE: &str = "0008119A";
-const REFERENCED_SOP_INSTANCE_UID: &str = "00081155";
-const FAILURE_REASON: &str = "00081197";
-const WARNING_REASON: &str = "00081196";
-const ERROR_COMMENT: &str = "00000902";
-
-/// Failure Reason of a duplicate SOP Instance with other content (PS3.7 Annex C).
-pub const DUPLICATE_SOP_INSTANCE: u16 = 0x0111;
+use crate::stow::outcome::reason::DUPLICATE_SOP_INSTANCE;
+use crate::stow::response::{
+    ERROR_COMMENT, FAILED_SOP_SEQUENCE, FAILURE_REASON, OTHER_FAILURES_SEQUENCE,
+    REFERENCED_SOP_INSTANCE_UID, REFERENCED_SOP_SEQUENCE, WARNING_REASON,
+};
 
 /// What the server said about one instance or about the request.
 #[derive(Debug, Clone, PartialEq, Eq)]

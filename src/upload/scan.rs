@@ -8,8 +8,6 @@ use std::path::{Path, PathBuf};
 
 use crate::dicom::tokenizer::{Step, Token, TokenErrorKind, Tokenizer};
 
-/// (0002,0002) Media Storage SOP Class UID.
-const MEDIA_STORAGE_SOP_CLASS: dicom_core::Tag = dicom_core::Tag(0x0002, 0x0002);
 /// (0002,0003) Media Storage SOP Instance UID.
 const MEDIA_STORAGE_SOP_INSTANCE: dicom_core::Tag = dicom_core::Tag(0x0002, 0x0003);
 
@@ -33,12 +31,9 @@ pub struct Candidate {
 /// What the start of a file says about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
-    /// A Part 10 file (possibly without preamble) and what its meta group names.
-    Dicom {
-        sop_class: Option<String>,
-        sop_instance: Option<String>,
-        transfer_syntax: Option<String>,
-    },
+    /// A Part 10 file (possibly without preamble) and the SOP Instance UID its meta group
+    /// names, if it names a valid one.
+    Dicom { sop_instance: Option<String> },
     /// Not DICOM Part 10: skipped.
     NotDicom,
     /// Starts like DICOM but its meta group cannot be read: not sent.
@@ -152,8 +147,9 @@ pub fn probe_bytes(head: &[u8], whole: bool) -> Probe {
 fn classify(head: &[u8], whole: bool) -> Option<Probe> {
     let mut tokenizer = Tokenizer::new(1);
     let mut at = 0;
-    let mut capturing: Option<(dicom_core::Tag, Vec<u8>)> = None;
-    let (mut sop_class, mut sop_instance) = (None, None);
+    // The value of (0002,0003) while it is being read.
+    let mut capturing: Option<Vec<u8>> = None;
+    let mut sop_instance = None;
     loop {
         let step = match tokenizer.next(&head[at..], whole) {
             Ok(step) => step,
@@ -167,34 +163,19 @@ fn classify(head: &[u8], whole: bool) -> Option<Probe> {
         at += consumed;
         match token {
             Token::Element(header) => {
-                capturing = [MEDIA_STORAGE_SOP_CLASS, MEDIA_STORAGE_SOP_INSTANCE]
-                    .contains(&header.tag)
-                    .then(|| (header.tag, Vec::new()));
+                capturing = (header.tag == MEDIA_STORAGE_SOP_INSTANCE).then(Vec::new);
             }
             Token::Value { data, last } => {
-                if let Some((_, value)) = capturing.as_mut() {
+                if let Some(value) = capturing.as_mut() {
                     value.extend_from_slice(&data[..data.len().min(MAX_UID + 1)]);
                 }
                 if last {
-                    if let Some((tag, value)) = capturing.take() {
-                        let uid = uid_text(&value);
-                        if tag == MEDIA_STORAGE_SOP_CLASS {
-                            sop_class = uid;
-                        } else {
-                            sop_instance = uid;
-                        }
+                    if let Some(value) = capturing.take() {
+                        sop_instance = uid_text(&value);
                     }
                 }
             }
-            Token::MetaEnd {
-                transfer_syntax, ..
-            } => {
-                return Some(Probe::Dicom {
-                    sop_class,
-                    sop_instance,
-                    transfer_syntax: (!transfer_syntax.is_empty()).then_some(transfer_syntax),
-                })
-            }
+            Token::MetaEnd { .. } => return Some(Probe::Dicom { sop_instance }),
             Token::End => {
                 return Some(Probe::BadMeta(
                     "the file ends inside the file meta group".into(),
@@ -244,9 +225,7 @@ mod tests {
     #[test]
     fn reads_uids_with_and_without_preamble() {
         let expected = Probe::Dicom {
-            sop_class: Some("1.2.840.10008.5.1.4.1.1.7".into()),
             sop_instance: Some("1.2.3.4".into()),
-            transfer_syntax: Some("1.2.840.10008.1.2.1".into()),
         };
         let bare = meta(b"1.2.3.4\0");
         assert_eq!(probe_bytes(&bare, true), expected);
@@ -297,7 +276,7 @@ mod tests {
         std::fs::write(&path, &part10).expect("write");
         assert!(matches!(
             probe(&path).expect("probe"),
-            Probe::Dicom { sop_instance: Some(uid), .. } if uid == "1.2.3.4"
+            Probe::Dicom { sop_instance: Some(uid) } if uid == "1.2.3.4"
         ));
     }
 

@@ -73,6 +73,16 @@ fn row(run: &Run, name: &str) -> (usize, String) {
     (count, fields.collect::<Vec<_>>().join(" "))
 }
 
+/// A new folder holding one instance as `one.dcm`: the folder (kept alive by the `TempDir`),
+/// the instance, and the folder's path as an argument.
+fn one_instance_folder() -> (tempfile::TempDir, Instance, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
+    write(dir.path(), "one.dcm", &instance.bytes);
+    let folder = dir.path().to_string_lossy().into_owned();
+    (dir, instance, folder)
+}
+
 fn assert_stored(server: &TestServer, instance: &Instance, expected: &[u8]) {
     let uids = &instance.uids;
     assert_stored_bytes(
@@ -245,11 +255,8 @@ async fn retries_until_the_server_is_up() {
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
-    write(dir.path(), "one.dcm", &instance.bytes);
+    let (_dir, instance, folder) = one_instance_folder();
     let url = format!("http://127.0.0.1:{port}/dicomweb");
-    let folder = dir.path().to_string_lossy().into_owned();
     let upload = tokio::spawn(async move {
         stow_cli(&[
             "--url",
@@ -293,11 +300,8 @@ async fn sends_credentials_and_does_not_retry_a_refusal() {
         config.auth_token_file = Some(server_token);
     })
     .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
-    write(dir.path(), "one.dcm", &instance.bytes);
+    let (_dir, instance, folder) = one_instance_folder();
     let url = format!("http://{}/dicomweb", server.addr);
-    let folder = dir.path().to_string_lossy().into_owned();
 
     let refused = stow_cli(&["--url", &url, &folder]).await;
     assert_eq!(refused.code, Some(1), "{refused}");
@@ -372,9 +376,7 @@ async fn ctrl_c_prints_what_was_answered_and_exits_130() {
         .await
         .expect("bind");
     let addr = silent.local_addr().expect("address");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
-    write(dir.path(), "one.dcm", &instance.bytes);
+    let (_dir, _instance, folder) = one_instance_folder();
     let child = Command::new(env!("CARGO_BIN_EXE_dicomwebserver"))
         .args([
             "stow",
@@ -383,7 +385,7 @@ async fn ctrl_c_prints_what_was_answered_and_exits_130() {
             "--progress",
             "none",
         ])
-        .arg(dir.path())
+        .arg(&folder)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -438,11 +440,8 @@ async fn sends_basic_credentials() {
         config.auth_basic_file = Some(server_credentials);
     })
     .await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
-    write(dir.path(), "one.dcm", &instance.bytes);
+    let (_dir, instance, folder) = one_instance_folder();
     let url = format!("http://{}/dicomweb", server.addr);
-    let folder = dir.path().to_string_lossy().into_owned();
     let wrong = secrets.path().join("wrong");
     std::fs::write(&wrong, "alice:guess").expect("write the credentials");
     let wrong = wrong.to_string_lossy().into_owned();
@@ -505,11 +504,8 @@ async fn a_busy_answer_is_retried_after_its_retry_after() {
         }
         bodies
     });
-    let dir = tempfile::tempdir().expect("tempdir");
-    let instance = simple(dicom::EXPLICIT_LE, &Uids::fresh());
-    write(dir.path(), "one.dcm", &instance.bytes);
+    let (_dir, instance, folder) = one_instance_folder();
     let url = format!("http://{addr}/dicom-web");
-    let folder = dir.path().to_string_lossy().into_owned();
     let run = stow_cli(&["--url", &url, "--progress", "plain", &folder]).await;
     assert_eq!(run.code, Some(0), "{run}");
     assert!(
